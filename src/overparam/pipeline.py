@@ -1,0 +1,127 @@
+"""``reproduce`` and ``report``: the five calls of every study, and nothing more.
+
+    points(scale) -> run_sweep (executor, store) -> results -> figures + verdicts -> report
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .report.figures import png_bytes
+from .report.html import StudySection, render
+from .studies import get
+from .studies.base import Study, Verdict
+from .sweep.engine import SweepSummary, run_sweep, tasks_for
+from .sweep.executors import Executor, versions
+from .sweep.progress import Progress
+from .sweep.store import Store
+
+STORE_NAME = "results.sqlite"
+
+
+@dataclass
+class Outcome:
+    """What ``reproduce`` or ``report`` produced."""
+
+    out: Path
+    verdicts: list[Verdict]
+    sweeps: list[SweepSummary] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+
+def study_points(study: Study, scale: str, device: str = "cpu") -> list[dict[str, Any]]:
+    """The study's grid at ``scale``, each point told which device to run on."""
+    return [dict(p, device=device) for p in study.points(scale)]
+
+
+def reproduce(studies: list[str], scale: str, out: Path, executor: Executor, device: str = "cpu",
+              quiet: bool | None = None) -> Outcome:
+    """Sweep each study at ``scale`` (skipping points already in the store), then write the report."""
+    out.mkdir(parents=True, exist_ok=True)
+    summaries = []
+    with Store(out / STORE_NAME) as store, Progress(quiet) as progress:
+        for name in studies:
+            study = get(name)
+            summaries.append(run_sweep(study, study_points(study, scale, device), store, executor,
+                                       scale=scale, device=device, progress=progress))
+    executor.close()
+    outcome = build_report(out, studies)
+    outcome.sweeps = summaries
+    return outcome
+
+
+def _failed_verdict(study: Study, what: str, exc: BaseException) -> Verdict:
+    return Verdict(study.name, f"{what} could be computed", float("nan"), "no error", "-", False,
+                   f"{type(exc).__name__}: {exc}")
+
+
+def study_results(store: Store, study: Study, scale: str, device: str) -> pd.DataFrame:
+    """The store's rows for the study's points at ``scale`` (done and failed)."""
+    keys = [t.key for t in tasks_for(study, study_points(study, scale, device))]
+    return store.results(study.name, keys)
+
+
+def build_report(out: Path, studies: list[str] | None = None) -> Outcome:
+    """Figures, verdicts, ``verdicts.json`` and ``index.html`` from the store in ``out``; recomputes no point."""
+    path = out / STORE_NAME
+    if not path.is_file():
+        raise ValueError(f"out: no store {STORE_NAME} in {str(out)!r}; run 'overparam reproduce --out {out}' first")
+    sections, all_verdicts = [], []
+    with Store(path) as store:
+        last = store.last_sweeps()
+        names = studies if studies is not None else list(last)
+        for name in names:
+            study = get(name)
+            info = last.get(name, {"scale": "quick", "device": "cpu"})
+            df = study_results(store, study, info["scale"], info["device"])
+            n_total = len(study_points(study, info["scale"], info["device"]))
+            done = df[df["status"] == "done"].reset_index(drop=True) if len(df) else df
+            errors = [] if not len(df) else [f"point {r.key}: {r.error.splitlines()[0]}"
+                                             for r in df[df["status"] != "done"].itertuples()][:10]
+            verdicts = [Verdict(name, "every point of the sweep finished", float(len(done)), float(n_total),
+                                "all", len(done) == n_total)]
+            try:
+                verdicts += study.verdicts(done)
+            except Exception as exc:  # noqa: BLE001 - shown in the report as a failing verdict
+                verdicts.append(_failed_verdict(study, "verdicts", exc))
+                errors.append(traceback.format_exc(limit=6))
+            figures: dict[str, bytes] = {}
+            try:
+                fig_dir = out / "figures" / name
+                fig_dir.mkdir(parents=True, exist_ok=True)
+                for fig_name, fig in study.figures(done).items():
+                    png = png_bytes(fig)
+                    (fig_dir / f"{fig_name}.png").write_bytes(png)
+                    figures[fig_name] = png
+            except Exception as exc:  # noqa: BLE001
+                verdicts.append(_failed_verdict(study, "figures", exc))
+                errors.append(traceback.format_exc(limit=6))
+            params = distinct_parameters([r.params for r in store.records(keys=df["key"].tolist())]
+                                         if len(df) else [])
+            run_info = dict(info, n_points=n_total, n_failed=int((df["status"] != "done").sum()) if len(df) else 0,
+                            compute_s=float(df["duration_s"].sum()) if len(df) else 0.0)
+            sections.append(StudySection(name, study.claim, verdicts, figures, params, run_info, errors))
+            all_verdicts += verdicts
+    (out / "verdicts.json").write_text(json.dumps([v.to_dict() for v in all_verdicts], indent=2))
+    (out / "index.html").write_text(render(sections, dict(versions(), report_time=time.strftime("%Y-%m-%d %H:%M:%S"))))
+    return Outcome(out, all_verdicts)
+
+
+def distinct_parameters(params: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """For each parameter name, the distinct values it takes over the points (sorted)."""
+    names = sorted({k for p in params for k in p})
+    out = {}
+    for k in names:
+        vals = {json.dumps(p.get(k), sort_keys=True): p.get(k) for p in params}
+        out[k] = sorted(vals.values(), key=lambda v: (str(type(v)), v if isinstance(v, (int, float)) else str(v)))
+    return out

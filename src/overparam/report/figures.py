@@ -1,0 +1,51 @@
+"""matplotlib helpers shared by every study: theory as lines, simulation as points with error bars."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.6, height: float = 3.4, **kw: Any):
+    """A figure with ``nrows × ncols`` axes of the given panel size; returns (fig, axes array, squeezed)."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
+                             constrained_layout=True, **kw)
+    return fig, axes.ravel() if axes.size > 1 else axes[0, 0]
+
+
+def aggregate(df: pd.DataFrame, x: str, y: str, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Mean, standard error and count of ``y`` for each value of ``x`` (and of the ``by`` columns), NaNs dropped."""
+    keys = [*by, x]
+    sub = df[keys + [y]].dropna(subset=[y])
+    g = sub.groupby(keys, sort=True)[y]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    out["sem"] = out["std"].fillna(0.0) / np.sqrt(out["count"].clip(lower=1))
+    return out
+
+
+def plot_points(ax, df: pd.DataFrame, x: str, y: str, label: str | None = None, color: Any = None,
+                marker: str = "o") -> None:
+    """Simulation: mean of ``y`` over repeats at each ``x``, error bars of ±1 standard error."""
+    agg = aggregate(df, x, y)
+    ax.errorbar(agg[x], agg["mean"], yerr=agg["sem"], fmt=marker, ms=4, capsize=2.5, color=color,
+                label=label, lw=1)
+
+
+def plot_theory(ax, x: Any, y: Any, label: str | None = None, color: Any = None, style: str = "-") -> None:
+    """Theory: a line."""
+    ax.plot(x, y, style, color=color, label=label, lw=1.6)
+
+
+def png_bytes(fig, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (the figure is closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,1 @@
+"""Sweeps: points to executor to store."""

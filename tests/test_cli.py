@@ -1,0 +1,79 @@
+"""The command line: outputs, exit codes, and one-line errors for every bad value."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from overparam.cli import main
+
+BASE = ["reproduce", "toy", "--scale", "test", "--workers", "1", "--quiet"]
+
+
+def _run(args, **env):
+    return subprocess.run([sys.executable, "-m", "overparam", *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, **env))
+
+
+@pytest.mark.parametrize("args, param", [
+    (["reproduce", "--scale", "huge"], "--scale"),
+    (["reproduce", "nosuchstudy"], "unknown study 'nosuchstudy'"),
+    (["reproduce", "--device", "tpu"], "--device"),
+    (["reproduce", "--device", "cuda"], "--device"),
+    (["reproduce", "--workers", "0"], "--workers"),
+    (["reproduce", "--workers", "-3"], "--workers"),
+    (["reproduce", "--workers", "two"], "--workers"),
+    (["reproduce", "--scheduler", "tcp://127.0.0.1:9"], "--scheduler"),
+    (["report", "/nonexistent/folder"], "--out"),
+    (["reproduce", "--no-such-flag"], "No such option"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, param, tmp_path):
+    if "cuda" in args:
+        import torch
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present")
+    r = _run(args)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and param in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_out_that_is_a_file(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    r = _run(["reproduce", "toy", "--out", str(f)])
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"error: --out: {str(f)!r} is a file; give a folder (it is created when missing)"]
+
+
+def test_help_on_every_command():
+    for cmd in ([], ["list"], ["reproduce"], ["report"], ["export"]):
+        assert main([*cmd, "--help"]) == 0
+
+
+def test_reproduce_report_export_and_exit_codes(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert main([*BASE, "--out", str(out)]) == 0
+    for name in ("results.sqlite", "index.html", "verdicts.json", "figures/toy/variance_vs_n.png"):
+        assert (out / name).is_file(), name
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    assert {tuple(sorted(v)) for v in verdicts} == {
+        ("claim", "detail", "measured", "passed", "predicted", "study", "tolerance")}
+    assert all(v["passed"] for v in verdicts) and verdicts[1]["measured"] == pytest.approx(1.0, abs=0.1)
+    html_before = (out / "index.html").read_text()
+    (out / "index.html").unlink()
+    assert main(["report", str(out)]) == 0  # rebuilt without recomputing
+    assert (out / "index.html").read_text().count("<img") == html_before.count("<img") == 1
+    assert main(["export", str(out), "--to", str(tmp_path / "x.csv")]) == 0
+    assert (tmp_path / "x.csv").read_text().count("\n") == 25  # header + 24 points
+    # a failing verdict gives exit code 1
+    r = _run(["report", str(out)], TOY_WRONG_THEORY="1")
+    assert r.returncode == 1 and "FAIL [toy]" in r.stderr
+
+
+def test_list_names_the_claim(capsys):
+    assert main(["list"]) == 0
+    assert "The sample mean of n i.i.d. N(0, 1) draws has variance 1/n." in capsys.readouterr().out
