@@ -49,3 +49,14 @@ def png_bytes(fig, dpi: int = 110) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return buf.getvalue()
+
+
+def loglog(ax, x: bool = True, y: bool = True) -> None:
+    """Logarithmic axes without the crowded minor tick labels."""
+    from matplotlib.ticker import NullFormatter
+    if x:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if y:
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())

@@ -1,0 +1,35 @@
+"""Shared by the benchmarks: machine facts and writing results as JSON + Markdown under benchmarks/results/."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    import torch
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def write(name: str, rows: list[dict], notes: str = "") -> Path:
+    """Write ``results/NAME.json`` and ``results/NAME.md`` (a table of ``rows``)."""
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "rows": rows,
+               "notes": notes}
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
+    cols = list(rows[0]) if rows else []
+    md = [f"# {name}", "", f"{payload['date']} · {payload['machine']}", "", notes, "",
+          "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        md.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
+    (RESULTS / f"{name}.md").write_text("\n".join(md) + "\n")
+    return RESULTS / f"{name}.json"

@@ -1,0 +1,96 @@
+"""Norm diagnostics: how fast an estimator's norm grows with the sample size, factor balance, effective rank.
+
+``norm_growth`` fits an estimator on nested subsamples of a practitioner's data (the first n rows of one random
+permutation, for each n) and reports the exponent b of ‖θ‖² ∝ n^b. A model that nearly interpolates (training MSE
+below ``interp_tol`` · Var(y)) and whose norm grows faster than linearly (b > ``fast_exponent``) is a near-interpolator
+in the sense of Wang, Sonthalia and Hu (2024): its norm, and with it its sensitivity, keeps growing as data arrive.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..validation import finite_array, positive_int
+
+
+class NearInterpolatorWarning(UserWarning):
+    """The model nearly interpolates its training data and its norm grows fast with n."""
+
+
+def parameter_norm2(model: Any) -> float:
+    """‖θ‖²: all parameters of a ``torch.nn.Module``, ``coef_`` of a scikit-learn estimator, or an array/tensor."""
+    if isinstance(model, torch.nn.Module):
+        return float(sum((p.detach().double() ** 2).sum() for p in model.parameters()))
+    if hasattr(model, "coef_"):
+        return float(np.sum(np.asarray(model.coef_, dtype=float) ** 2))
+    if isinstance(model, torch.Tensor):
+        return float((model.detach().double() ** 2).sum())
+    return float(np.sum(np.asarray(model, dtype=float) ** 2))
+
+
+def _predict(model: Any, X: Any) -> np.ndarray:
+    if isinstance(model, torch.nn.Module):
+        with torch.no_grad():
+            Xt = X if isinstance(X, torch.Tensor) else torch.as_tensor(X)
+            p = next(model.parameters())
+            return model(Xt.to(p.dtype)).detach().cpu().double().numpy().reshape(len(Xt), -1).squeeze(-1)
+    if hasattr(model, "predict"):
+        return np.asarray(model.predict(X), dtype=float)
+    beta = model.detach().cpu().numpy() if isinstance(model, torch.Tensor) else np.asarray(model, dtype=float)
+    Xn = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X, dtype=float)
+    return Xn @ beta
+
+
+@dataclass(frozen=True)
+class NormGrowth:
+    sizes: np.ndarray  # (k,) the subsample sizes n
+    norm2: np.ndarray  # (k,) ‖θ‖² fitted on the first n rows
+    train_error: np.ndarray  # (k,) training MSE at each n
+    exponent: float  # b in ‖θ‖² ∝ n^b (log-log least squares)
+    relative_train_error: float  # training MSE / Var(y) at the largest n
+    near_interpolator: bool  # nearly interpolates and b > fast_exponent
+
+
+def norm_growth(fit: Callable[[Any, Any], Any], X: Any, y: Any, sizes: Sequence[int], seed: int = 0,
+                predict: Callable[[Any, Any], Any] | None = None, interp_tol: float = 0.2,
+                fast_exponent: float = 1.0) -> NormGrowth:
+    """Fit ``fit(X[:n], y[:n])`` on nested subsamples and fit the norm-growth exponent.
+
+    ``fit`` returns a torch module, a scikit-learn estimator or a coefficient vector; ``predict(model, X)`` defaults
+    to calling the module, ``.predict``, or X @ β. Warns :class:`NearInterpolatorWarning` when the model nearly
+    interpolates and its norm grows faster than n^``fast_exponent``.
+    """
+    n_all = len(y)
+    sizes = sorted({positive_int("sizes", s) for s in sizes})
+    if len(sizes) < 2:
+        raise ValueError("sizes: give at least two subsample sizes")
+    if sizes[-1] > n_all:
+        raise ValueError(f"sizes: largest size {sizes[-1]} exceeds the {n_all} rows of X")
+    if len(X) != n_all:
+        raise ValueError(f"y: has {n_all} rows but X has {len(X)}")
+    finite_array("X", X)
+    finite_array("y", y)
+    perm = np.random.default_rng(seed).permutation(n_all)
+    idx_t = torch.as_tensor(perm) if isinstance(X, torch.Tensor) else perm
+    Xp, yp = X[idx_t], y[idx_t]
+    yn = yp.detach().cpu().double().numpy() if isinstance(yp, torch.Tensor) else np.asarray(yp, dtype=float)
+    norms, errs = [], []
+    for n in sizes:
+        model = fit(Xp[:n], yp[:n])
+        norms.append(parameter_norm2(model))
+        pred = (predict or _predict)(model, Xp[:n])
+        pred = pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred, dtype=float)
+        errs.append(float(np.mean((pred.reshape(-1) - yn[:n]) ** 2)))
+    b = float(np.polyfit(np.log(sizes), np.log(norms), 1)[0])
+    rel = errs[-1] / max(float(np.var(yn[: sizes[-1]])), 1e-300)
+    near = rel < interp_tol and b > fast_exponent
+    if near:
+        warnings.warn(f"near-interpolator: training MSE is {rel:.3g} of Var(y) and ‖θ‖² grows like n^{b:.2f}; expect "
+                      "the norm (and sensitivity to perturbations) to keep growing with more data",
+                      NearInterpolatorWarning, stacklevel=2)
+    return NormGrowth(np.asarray(sizes), np.asarray(norms), np.asarray(errs), b, rel, near)

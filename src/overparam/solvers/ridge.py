@@ -1,0 +1,121 @@
+"""Ridge regression along a whole path of penalties from one thin SVD.
+
+For X = U diag(s) Vᵀ (thin SVD, r = min(n, p) singular values) and the objective
+
+    (1/n) ‖Xβ − y‖² + λ ‖β‖²,
+
+the minimizer is β_λ = V diag(s_i / (s_i² + nλ)) Uᵀ y. With c = Uᵀy and f_i = nλ/(s_i² + nλ):
+
+    train(λ) = (1/n) [ Σ_i f_i² c_i² + ‖y‖² − ‖c‖² ],        ‖β_λ‖² = Σ_i s_i² c_i² / (s_i² + nλ)².
+
+train(λ) increases from train(0⁺) (0 when X has full row rank, the minimum-norm interpolator) to ‖y‖²/n (β = 0);
+:meth:`RidgePath.lambda_for_train_error` inverts it by a root-find in log λ.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+
+from ..problems.linear_regression import check_xy
+from ..validation import positive
+
+
+@dataclass
+class RidgePath:
+    """Ridge solutions for any λ ≥ 0 from one SVD of X (n, p)."""
+
+    U: torch.Tensor  # (n, r)
+    s: torch.Tensor  # (r,)
+    Vh: torch.Tensor  # (r, p)
+    c: torch.Tensor  # (r,) = Uᵀ y
+    y_norm2: float
+    n: int
+
+    @classmethod
+    def fit(cls, X: torch.Tensor, y: torch.Tensor, rtol: float | None = None) -> "RidgePath":
+        """One thin SVD of X; singular values below ``rtol``·s_max (default: machine precision × max(n, p)) are
+        dropped (they are numerically zero and would only add rounding noise to the minimum-norm solution)."""
+        check_xy(X, y)
+        return cls.from_svd(*thin_svd(X, rtol), y)
+
+    @classmethod
+    def from_svd(cls, U: torch.Tensor, s: torch.Tensor, Vh: torch.Tensor, y: torch.Tensor) -> "RidgePath":
+        """The path for labels ``y`` (n,) on a design already decomposed by :func:`thin_svd`: O(n r) work, so one
+        SVD serves many label vectors."""
+        return cls(U, s, Vh, U.T @ y, float(y @ y), int(U.shape[0]))
+
+    def _shrink(self, lam: float) -> torch.Tensor:
+        return self.s**2 / (self.s**2 + self.n * lam)
+
+    def coef(self, lam: float) -> torch.Tensor:
+        """β_λ, shape (p,); λ = 0 gives the minimum-norm least-squares solution."""
+        lam = positive("lam", lam, allow_zero=True)
+        return self.Vh.T @ (self.s / (self.s**2 + self.n * lam) * self.c)
+
+    def train_error(self, lam: float | np.ndarray) -> np.ndarray | float:
+        """(1/n)‖Xβ_λ − y‖² for a scalar or an array of λ (vectorized)."""
+        lam_t = torch.as_tensor(np.atleast_1d(np.asarray(lam, dtype=float)), dtype=self.s.dtype, device=self.s.device)
+        s2 = self.s**2
+        f = (self.n * lam_t[:, None]) / (s2 + self.n * lam_t[:, None])
+        c2 = self.c**2
+        out = ((f**2 * c2).sum(-1) + self.y_norm2 - c2.sum()) / self.n
+        out = out.clamp_min(0.0).cpu().numpy()
+        return float(out[0]) if np.ndim(lam) == 0 else out
+
+    def norm2(self, lam: float | np.ndarray) -> np.ndarray | float:
+        """‖β_λ‖² for a scalar or an array of λ (vectorized)."""
+        lam_t = torch.as_tensor(np.atleast_1d(np.asarray(lam, dtype=float)), dtype=self.s.dtype, device=self.s.device)
+        s2 = self.s**2
+        out = (s2 * self.c**2 / (s2 + self.n * lam_t[:, None]) ** 2).sum(-1).cpu().numpy()
+        return float(out[0]) if np.ndim(lam) == 0 else out
+
+    @property
+    def train_error_bounds(self) -> tuple[float, float]:
+        """(train(0⁺), train(∞) = ‖y‖²/n): the attainable training errors."""
+        return float(self.train_error(0.0)), self.y_norm2 / self.n
+
+    def lambda_for_train_error(self, tau: float, xtol: float = 1e-12) -> float:
+        """The λ ≥ 0 whose training error equals ``tau`` (root of the monotone curve, in log λ).
+
+        Edge values: τ = train(0⁺) gives 0.0 (the minimum-norm interpolator); τ = ‖y‖²/n gives ``inf`` (β = 0).
+        ``ValueError`` naming ``tau`` outside [train(0⁺), ‖y‖²/n].
+        """
+        return lambda_for_target(self.train_error, tau, self.train_error_bounds, self.s, self.n, xtol)
+
+
+def thin_svd(X: torch.Tensor, rtol: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Thin SVD X = U diag(s) Vh, dropping singular values ≤ rtol·s_max (default eps·max(n, p))."""
+    U, s, Vh = torch.linalg.svd(X, full_matrices=False)
+    if not len(s):
+        return U, s, Vh
+    tol = (rtol if rtol is not None else torch.finfo(X.dtype).eps * max(X.shape)) * float(s[0])
+    keep = s > tol
+    return U[:, keep], s[keep], Vh[keep]
+
+
+def lambda_for_target(train_error, tau: float, bounds: tuple[float, float], s: torch.Tensor, n: int,
+                      xtol: float = 1e-12) -> float:
+    """Root-find λ with ``train_error(λ) = tau`` on log λ, given the attainable ``bounds`` of the curve.
+
+    Shared by :class:`RidgePath` and by refit-per-λ baselines (the benchmark), so both do the same search.
+    """
+    tau = positive("tau", tau, allow_zero=True)
+    lo, hi = bounds
+    span = max(hi, 1e-300)
+    if tau < lo - 1e-12 * span or tau > hi + 1e-12 * span:
+        raise ValueError(f"tau: must lie in [{lo:.6g}, {hi:.6g}] (training error of the interpolator and of β = 0),"
+                         f" got {tau:.6g}")
+    if tau <= lo + 1e-12 * span:
+        return 0.0
+    if tau >= hi - 1e-12 * span:
+        return math.inf
+    s2 = (s**2).cpu().numpy() / n
+    # train(λ) moves between λ ≈ s²_min/n and s²_max/n; bracket widely around them
+    a = math.log(max(float(s2.min()), 1e-300)) - 40.0
+    b = math.log(float(s2.max())) + 40.0
+    return float(math.exp(brentq(lambda t: float(train_error(math.exp(t))) - tau, a, b, xtol=xtol, maxiter=500)))
