@@ -86,7 +86,7 @@ def build_report(out: Path, studies: list[str] | None = None) -> Outcome:
             df = study_results(store, study, info["scale"], info["device"])
             n_total = len(study_points(study, info["scale"], info["device"]))
             done = df[df["status"] == "done"].reset_index(drop=True) if len(df) else df
-            errors = [] if not len(df) else [f"point {r.key}: {r.error.splitlines()[0]}"
+            errors = [] if not len(df) else [f"point {r.key}: {(r.error or 'failed').splitlines()[0]}"
                                              for r in df[df["status"] != "done"].itertuples()][:10]
             verdicts = [Verdict(name, "every point of the sweep finished", float(len(done)), float(n_total),
                                 "all", len(done) == n_total)]

@@ -94,3 +94,62 @@ def norm_growth(fit: Callable[[Any, Any], Any], X: Any, y: Any, sizes: Sequence[
                       "the norm (and sensitivity to perturbations) to keep growing with more data",
                       NearInterpolatorWarning, stacklevel=2)
     return NormGrowth(np.asarray(sizes), np.asarray(norms), np.asarray(errs), b, rel, near)
+
+
+# --- factor balance and effective rank --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FactorReport:
+    """Balance and rank of a product UVᵀ (or of a chain of linear layers)."""
+
+    imbalance: list[float]  # ‖UᵀU − VᵀV‖_op per adjacent pair (one entry for a pair of factors)
+    relative_imbalance: list[float]  # the same divided by max(‖U‖²_op, ‖V‖²_op)
+    singular_values: np.ndarray  # of the product, decreasing
+    stable_rank: float  # ‖M‖_F² / ‖M‖²_op
+    effective_rank: int  # number of singular values above rtol · σ_max
+    entropy_rank: float  # exp of the entropy of σ_i/Σσ (Roy & Vetterli's effective rank)
+
+
+def effective_rank(M: Any, rtol: float = 1e-3) -> tuple[np.ndarray, float, int, float]:
+    """(singular values, stable rank, count above rtol·σ_max, entropy effective rank) of a matrix."""
+    t = M.detach().double() if isinstance(M, torch.Tensor) else torch.as_tensor(np.asarray(M, dtype=float))
+    finite_array("M", t)
+    s = torch.linalg.svdvals(t).cpu().numpy()
+    if s[0] == 0:
+        return s, 0.0, 0, 0.0
+    p = s / s.sum()
+    p = p[p > 0]
+    return s, float((s**2).sum() / s[0] ** 2), int((s > rtol * s[0]).sum()), float(np.exp(-(p * np.log(p)).sum()))
+
+
+def factor_balance(U: Any, V: Any, rtol: float = 1e-3) -> FactorReport:
+    """Balance ‖UᵀU − VᵀV‖_op and effective rank of UVᵀ for factors U (n1, k), V (n2, k) — e.g. LoRA's B and Aᵀ."""
+    U = U.detach().double() if isinstance(U, torch.Tensor) else torch.as_tensor(np.asarray(U, dtype=float))
+    V = V.detach().double() if isinstance(V, torch.Tensor) else torch.as_tensor(np.asarray(V, dtype=float))
+    if U.ndim != 2 or V.ndim != 2 or U.shape[1] != V.shape[1]:
+        raise ValueError(f"V: factors must be (n1, k) and (n2, k) with the same k; got {tuple(U.shape)}, "
+                         f"{tuple(V.shape)}")
+    imb = float(torch.linalg.matrix_norm(U.T @ U - V.T @ V, ord=2))
+    scale = max(float(torch.linalg.matrix_norm(U, ord=2)) ** 2, float(torch.linalg.matrix_norm(V, ord=2)) ** 2, 1e-300)
+    s, stable, eff, ent = effective_rank(U @ V.T, rtol)
+    return FactorReport([imb], [imb / scale], s, stable, eff, ent)
+
+
+def linear_chain_balance(module: torch.nn.Module, rtol: float = 1e-3) -> FactorReport:
+    """Balance of each adjacent pair of ``nn.Linear`` layers (in order) of ``module``: ‖W_{i+1}ᵀW_{i+1} − W_iW_iᵀ‖_op,
+    the quantity gradient flow conserves for a deep linear network; and the effective rank of the product W_L⋯W_1."""
+    layers = [m.weight.detach().double() for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    if len(layers) < 2:
+        raise ValueError(f"module: needs at least two nn.Linear layers, found {len(layers)}")
+    imbs, rels = [], []
+    prod = layers[0]
+    for W1, W2 in zip(layers, layers[1:]):
+        if W2.shape[1] != W1.shape[0]:
+            raise ValueError(f"module: layer shapes {tuple(W1.shape)} and {tuple(W2.shape)} do not chain")
+        D = W2.T @ W2 - W1 @ W1.T
+        imb = float(torch.linalg.matrix_norm(D, ord=2))
+        imbs.append(imb)
+        rels.append(imb / max(float(torch.linalg.matrix_norm(W1, ord=2)) ** 2,
+                              float(torch.linalg.matrix_norm(W2, ord=2)) ** 2, 1e-300))
+        prod = W2 @ prod
+    s, stable, eff, ent = effective_rank(prod, rtol)
+    return FactorReport(imbs, rels, s, stable, eff, ent)

@@ -25,12 +25,14 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
              record: Callable[[Sequence[torch.Tensor]], dict[str, float]] | None = None, record_every: int = 1,
              stop: Callable[[int, float, Sequence[torch.Tensor]], bool] | None = None,
              grad: Callable[[Sequence[torch.Tensor]], tuple[torch.Tensor, list[torch.Tensor]]] | None = None,
+             on_step: Callable[[int, Sequence[torch.Tensor], Sequence[torch.Tensor]], None] | None = None,
              divergence_factor: float = 1e8) -> SolverResult:
     """Minimize ``objective(params)`` (a scalar tensor) over the tensors ``params`` (updated in place, copies kept
     out of autograd). ``grad``, when given, returns (loss, gradients) in closed form instead of autograd.
 
     History: ``step``, ``loss``, ``grad_norm`` and whatever ``record(params)`` returns, every ``record_every`` steps
-    and at the last step.
+    and at the last step. ``on_step(t, params, grads)`` is called at every step before the update (for quantities
+    that must see every step, e.g. a running sum).
     """
     lr = positive("lr", lr)
     method = choice("method", method, METHODS)
@@ -75,6 +77,8 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
         if gnorm <= grad_tol:
             status, message = "converged", f"‖∇L‖ = {gnorm:.3g} ≤ grad_tol = {grad_tol:g} at step {t}"
             break
+        if on_step is not None:
+            on_step(t, params, grads)
         if stop is not None and stop(t, lv, params):
             status, message = "stopped", f"stop condition met at step {t} (loss {lv:.6g})"
             break

@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS sweeps (
 """
 
 
+RESERVED = ("key", "study", "status", "error", "duration_s")
+
+
 @dataclass
 class PointRecord:
     """What running one point produced."""
@@ -145,13 +148,15 @@ class Store:
 
     def results(self, study: str | None = None, keys: Iterable[str] | None = None) -> pd.DataFrame:
         """One row per point: ``key``, ``study``, ``status``, ``error``, ``duration_s``, then the parameters and
-        metrics as columns (a metric that is a list stays a list in its cell; a missing metric is NaN)."""
+        metrics as columns (a metric that is a list stays a list in its cell; a missing metric is NaN; a metric whose
+        name is taken by a column before it is renamed ``metric_NAME``)."""
         rows = []
         for rec in self.records(study, keys):
             row = {"key": rec.key, "study": rec.study, "status": rec.status, "error": rec.error,
                    "duration_s": rec.duration_s}
-            row.update(rec.params)
-            row.update({k: (float("nan") if v is None else v) for k, v in rec.metrics.items()})
+            row.update({k: v for k, v in rec.params.items() if k not in RESERVED})
+            row.update({(k if k not in row else f"metric_{k}"): (float("nan") if v is None else v)
+                        for k, v in rec.metrics.items()})
             rows.append(row)
         return pd.DataFrame(rows)
 

@@ -1,0 +1,98 @@
+"""What theory says about factorized gradient descent and nuclear-norm recovery in matrix sensing. No sampling.
+
+**Imbalance recursion** (exact, any operator). With Δ_t = U_tᵀU_t − V_tᵀV_t and E_t = 𝒜*(y − 𝒜(U_tV_tᵀ)), the
+gradient step U_{t+1} = U_t + μE_tV_t, V_{t+1} = V_t + μE_tᵀU_t gives
+
+    Δ_{t+1} − Δ_t = μ² (V_tᵀE_tᵀE_tV_t − U_tᵀE_tE_tᵀU_t),
+
+so, both terms being positive semi-definite, ‖Δ_t‖_op ≤ ‖Δ_0‖_op + μ² Σ_{s<t} max(‖E_sV_s‖²_op, ‖E_sᵀU_s‖²_op):
+the imbalance can only grow at second order in the step size (implicit balancing).
+
+**Degrees of freedom** of a rank-r n1×n2 matrix: r(n1 + n2 − r).
+
+**Phase transition of nuclear-norm recovery** from m Gaussian measurements (Amelunxen, Lotz, McCoy, Tropp 2014):
+recovery succeeds with high probability when m exceeds the statistical dimension δ of the descent cone of ‖·‖_* at
+X*, and fails when m is below it. For rank r, with a = min(n1, n2) − r, b = max(n1, n2) − r,
+
+    δ = inf_{τ ≥ 0}  r(n1 + n2 − r) + r τ² + a ∫ (√(b x) − τ)₊² ρ_MP(x) dx,
+
+ρ_MP the Marchenko–Pastur law of ratio c = a/b (eigenvalues of WWᵀ/b, W an a×b Gaussian matrix): the expected
+squared distance of a Gaussian matrix to τ·∂‖X*‖_*, minimized over τ, computed here by quadrature.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.integrate import quad
+from scipy.optimize import minimize_scalar
+
+from ..validation import positive_int
+
+
+def imbalance(U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """Δ = UᵀU − VᵀV, shape (k, k)."""
+    return U.T @ U - V.T @ V
+
+
+def imbalance_increment(U: torch.Tensor, V: torch.Tensor, E: torch.Tensor, mu: float) -> torch.Tensor:
+    """The exact one-step change μ²(VᵀEᵀEV − UᵀEEᵀU), shape (k, k); E = 𝒜*(y − 𝒜(UVᵀ)) (n1, n2)."""
+    EV, EtU = E @ V, E.T @ U
+    return mu**2 * (EV.T @ EV - EtU.T @ EtU)
+
+
+def imbalance_bound_increment(EV: torch.Tensor, EtU: torch.Tensor, mu: float) -> float:
+    """μ² max(‖EV‖²_op, ‖EᵀU‖²_op): the most one step can add to ‖Δ‖_op."""
+    return mu**2 * max(float(torch.linalg.matrix_norm(EV, ord=2)) ** 2,
+                       float(torch.linalg.matrix_norm(EtU, ord=2)) ** 2)
+
+
+def degrees_of_freedom(n1: int, n2: int, r: int) -> int:
+    """r(n1 + n2 − r)."""
+    n1, n2, r = positive_int("n1", n1), positive_int("n2", n2), positive_int("r", r)
+    if r > min(n1, n2):
+        raise ValueError(f"r: rank {r} exceeds min(n1, n2) = {min(n1, n2)}")
+    return r * (n1 + n2 - r)
+
+
+def _mp_expect_shrink(tau: float, a: int, b: int) -> float:
+    """a · E_MP (√(b x) − τ)₊², Marchenko–Pastur ratio c = a/b ≤ 1."""
+    if a == 0:
+        return 0.0
+    c = a / b
+    lo, hi = (1 - math.sqrt(c)) ** 2, (1 + math.sqrt(c)) ** 2
+    dens = lambda x: math.sqrt(max((hi - x) * (x - lo), 0.0)) / (2 * math.pi * c * x)  # noqa: E731
+    start = max(lo, (tau * tau) / b)
+    if start >= hi:
+        return 0.0
+    val, _ = quad(lambda x: (math.sqrt(b * x) - tau) ** 2 * dens(x), start, hi, limit=200, epsabs=1e-12)
+    return a * val
+
+
+@dataclass(frozen=True)
+class PhaseTransition:
+    delta: float  # statistical dimension: the number of Gaussian measurements at the transition
+    tau: float  # the minimizing τ
+    dof: int  # r(n1 + n2 − r)
+    ratio: float  # δ / (r (n1 + n2)), the transition on the study's axis m / (r (n1 + n2))
+
+
+def nuclear_phase_transition(n1: int, n2: int, r: int) -> PhaseTransition:
+    """Statistical dimension of the nuclear-norm descent cone at a rank-r n1×n2 matrix (module docstring)."""
+    dof = degrees_of_freedom(n1, n2, r)
+    a, b = min(n1, n2) - r, max(n1, n2) - r
+
+    def f(tau: float) -> float:
+        return dof + r * tau * tau + _mp_expect_shrink(tau, a, b)
+
+    hi = math.sqrt(b) * (1 + math.sqrt(a / b)) if a else 1.0
+    res = minimize_scalar(f, bounds=(0.0, hi), method="bounded", options={"xatol": 1e-10})
+    return PhaseTransition(float(res.fun), float(res.x), dof, float(res.fun) / (r * (n1 + n2)))
+
+
+def powerlaw_slope(x, y) -> float:
+    """Least-squares slope of log y against log x (for error-versus-α fits)."""
+    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
