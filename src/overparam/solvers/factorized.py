@@ -114,3 +114,43 @@ def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g:
                    record_every=record_every, stop=stop, grad=sensing_loss_and_grad(op, y), on_step=on_step)
     res.history["mu"] = [mu]
     return res
+
+
+def gram_factorized_gd(op: SensingOperator, y: torch.Tensor, m: int, lam: float, g: torch.Generator, *,
+                       weight: float = 1.0, lr: float | None = None, method: str = "momentum", steps: int = 5000,
+                       grad_tol: float = 0.0, init_scale: float = 1.0, record_every: int = 50) -> SolverResult:
+    """Gradient descent on W (m, d) for F(W) = (w/2)‖𝒜(S) − y‖² + lam·Tr S with S = WᵀW/√(md) (the quadratic
+    network's ERM; any width m, including m < rank of the convex minimizer). Closed-form gradient:
+
+        ∇_S = w 𝒜*(𝒜S − y) + lam·I,    ∇_W = (2/√(md)) W ∇_S.
+
+    W₀ has i.i.d. N(0, init_scale²) entries. The default step is 1.5/L with ‖∇²‖ ≈ 4 w ‖𝒜‖² ‖S₀‖/√(md)
+    (a heuristic; divergence is reported with the step size). History: loss (= F), grad_norm, trace and rank of S.
+    """
+    finite_array("y", y)
+    m = positive_int("m", m)
+    lam = positive("lam", lam, allow_zero=True)
+    d = op.n1
+    c = math.sqrt(m * d)
+    W0 = init_scale * torch.randn(m, d, generator=g, device=g.device, dtype=y.dtype)
+
+    def grad(ps):
+        W = ps[0]
+        S = W.T @ W / c
+        r = op.forward(S) - y
+        GS = weight * op.adjoint(r)
+        GS = 0.5 * (GS + GS.T) + lam * torch.eye(d, dtype=y.dtype, device=y.device)
+        return 0.5 * weight * (r @ r) + lam * torch.trace(S), [(2.0 / c) * W @ GS]
+
+    if lr is None:
+        S0 = W0.T @ W0 / c
+        L = 4 * weight * op.norm_estimate() ** 2 * float(torch.linalg.matrix_norm(S0, ord=2)) * m / c + 2 * lam / c
+        lr = 1.5 / L
+
+    def record(ps):
+        S = ps[0].T @ ps[0] / c
+        ev = torch.linalg.eigvalsh(S)
+        return {"trace": float(ev.sum()), "rank": float((ev > 1e-6 * ev[-1].clamp_min(1e-300)).sum())}
+
+    return minimize(lambda ps: None, [W0], lr=lr, method=method, max_steps=steps, grad_tol=grad_tol, record=record,
+                    record_every=record_every, grad=grad)

@@ -80,15 +80,16 @@ def nuclear_least_squares(op: Any, y: torch.Tensor, lam: float, *, psd: bool = F
 
     P_prev, _ = objective(X)
     status, message, rank = "max_steps", f"reached max_iter = {max_iter}", 0
+    def prox_step(M: torch.Tensor) -> tuple[torch.Tensor, int, float, torch.Tensor]:
+        Xn, rk = prox(M - step * weight * op.adjoint(op.forward(M) - y), step * lam)
+        Pn, rn = objective(Xn)
+        return Xn, rk, Pn, rn
+
     for it in range(1, max_iter + 1):
-        res_z = op.forward(Z) - y
-        G = weight * op.adjoint(res_z)
-        X_new, rank = prox(Z - step * G, step * lam)
-        P_new, res = objective(X_new)
-        if restart and P_new > P_prev:  # function-value restart: drop momentum
+        X_new, rank, P_new, res = prox_step(Z)
+        if restart and t_k > 1.0 and P_new > P_prev:  # function-value restart: drop momentum, step from X
             t_k = 1.0
-            Z = X.clone()
-            continue
+            X_new, rank, P_new, res = prox_step(X)
         t_next = 0.5 * (1 + math.sqrt(1 + 4 * t_k * t_k))
         Z = X_new + ((t_k - 1) / t_next) * (X_new - X)
         X, t_k, P_prev = X_new, t_next, P_new

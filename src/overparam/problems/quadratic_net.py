@@ -1,0 +1,149 @@
+"""Two-layer networks with quadratic activation and their convex twin (the nuclear route, Erba et al. 2025).
+
+Model, exactly as implemented:
+
+- inputs x ∈ R^d, i.i.d. N(0, I_d); teacher S* = W*ᵀW*/√(m* d), W* ∈ R^{m*×d} i.i.d. N(0, 1), κ* = m*/d;
+- labels y = (xᵀS*x − Tr S*)/√d + √Δ·ξ, ξ ~ N(0, 1);
+- student f_W(x) = (xᵀSx − Tr S)/√d with S = WᵀW/√(md), W ∈ R^{m×d};
+- non-convex ERM over W:  (1/d²) Σ_μ (y_μ − f_W(x_μ))² + (λ/d) ‖W‖_F²/√(md);
+- convex twin over S ⪰ 0:  (1/d²) Σ_μ (y_μ − (x_μᵀSx_μ − Tr S)/√d)² + (λ/d) Tr S   (‖W‖_F²/√(md) = Tr S);
+- test error E(y − f(x))² on fresh data (it includes Δ): for the quadratic features it equals 2‖S − S*‖_F²/d + Δ;
+  training error (1/n) Σ_μ (y_μ − f(x_μ))².
+
+The measurement operator is 𝒜(S)_μ = ⟨Z_μ, S⟩ with Z_μ = (x_μx_μᵀ − I)/√d, applied as ((X S) ∘ X)·1 − Tr S in n·d²
+work and n·d memory, with adjoint 𝒜*(r) = (Xᵀ diag(r) X − (Σ_μ r_μ) I)/√d. ``design="goe"`` replaces Z_μ by GOE
+matrices with the same second moments (off-diagonal N(0, 1/d), diagonal N(0, 2/d)), the universality class the
+asymptotic theory rests on; they are stored as upper triangles (n·d(d+1)/2 numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..validation import choice, finite_array, positive, positive_int
+from .matrix_sensing import SensingOperator
+
+DESIGNS = ("quadratic", "goe")
+
+
+class QuadraticFeatures(SensingOperator):
+    """𝒜(S)_μ = (x_μᵀSx_μ − Tr S)/√d for X (n, d)."""
+
+    def __init__(self, X: torch.Tensor):
+        finite_array("X", X)
+        self.X = X
+        self.m, self.d = X.shape
+        self.n1 = self.n2 = self.d
+        self.device, self.dtype = X.device, X.dtype
+
+    def forward(self, S: torch.Tensor) -> torch.Tensor:
+        self._check(S)
+        return (((self.X @ S) * self.X).sum(1) - torch.trace(S)) / math.sqrt(self.d)
+
+    def adjoint(self, r: torch.Tensor) -> torch.Tensor:
+        eye = torch.eye(self.d, dtype=r.dtype, device=r.device)
+        return ((self.X * r[:, None]).T @ self.X - r.sum() * eye) / math.sqrt(self.d)
+
+
+class GOEDesign(SensingOperator):
+    """𝒜(S)_μ = ⟨Z_μ, S⟩ with Z_μ GOE: off-diagonal N(0, 1/d), diagonal N(0, 2/d)."""
+
+    def __init__(self, n: int, d: int, g: torch.Generator, dtype: torch.dtype = torch.float64):
+        self.m, self.d = positive_int("n", n), positive_int("d", d)
+        self.n1 = self.n2 = self.d
+        self.device, self.dtype = g.device, dtype
+        self.iu = torch.triu_indices(d, d, device=g.device)
+        diag = self.iu[0] == self.iu[1]
+        Z = torch.randn(n, self.iu.shape[1], generator=g, device=g.device, dtype=dtype) / math.sqrt(d)
+        Z[:, diag] *= math.sqrt(2.0)
+        self.Zu = Z  # upper-triangle entries of each Z_μ
+        self.w = torch.where(diag, 1.0, 2.0).to(dtype)  # ⟨Z, S⟩ = Σ_{i≤j} w_ij Z_ij S_ij for symmetric S
+
+    def forward(self, S: torch.Tensor) -> torch.Tensor:
+        self._check(S)
+        Ssym = 0.5 * (S + S.T)
+        return self.Zu @ (self.w * Ssym[self.iu[0], self.iu[1]])
+
+    def adjoint(self, r: torch.Tensor) -> torch.Tensor:
+        u = r @ self.Zu
+        M = torch.zeros(self.d, self.d, dtype=r.dtype, device=r.device)
+        M[self.iu[0], self.iu[1]] = u
+        return M + M.T - torch.diag(torch.diagonal(M))
+
+
+@dataclass
+class QuadraticNetProblem:
+    """A teacher S*, a training set (operator + labels) and the noise level Δ."""
+
+    S_star: torch.Tensor  # (d, d)
+    op: SensingOperator  # n measurements
+    y: torch.Tensor  # (n,)
+    noise: float  # Δ
+    design: str
+
+    @property
+    def d(self) -> int:
+        return int(self.S_star.shape[0])
+
+    @property
+    def n(self) -> int:
+        return int(self.y.shape[0])
+
+    def objective(self, S: torch.Tensor, lam: float) -> float:
+        """The convex twin's objective at S: (1/d²)‖y − 𝒜S‖² + (λ/d) Tr S."""
+        r = self.y - self.op.forward(S)
+        return float(r @ r) / self.d**2 + lam / self.d * float(torch.trace(S))
+
+    def train_error(self, S: torch.Tensor) -> float:
+        r = self.y - self.op.forward(S)
+        return float(r @ r) / self.n
+
+    def test_error(self, S: torch.Tensor) -> float:
+        """E(y − f(x))² = 2‖S − S*‖_F²/d + Δ (exact for both designs: Var⟨Z, M⟩ = 2‖M‖_F²/d for symmetric M)."""
+        D = 0.5 * (S + S.T) - self.S_star
+        return 2.0 * float((D * D).sum()) / self.d + self.noise
+
+
+def teacher(d: int, kappa_star: float, g: torch.Generator, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """S* = W*ᵀW*/√(m* d) with m* = max(1, round(κ* d)) rows of i.i.d. N(0, 1); shape (d, d)."""
+    d = positive_int("d", d)
+    kappa_star = positive("kappa_star", kappa_star)
+    m_star = max(1, int(round(kappa_star * d)))
+    W = torch.randn(m_star, d, generator=g, device=g.device, dtype=dtype)
+    return W.T @ W / math.sqrt(m_star * d)
+
+
+def make_problem(d: int, alpha: float, kappa_star: float, noise: float, g: torch.Generator,
+                 design: str = "quadratic", dtype: torch.dtype = torch.float64) -> QuadraticNetProblem:
+    """Teacher, n = round(α d²) samples and labels (design 'quadratic' or 'goe'), all from generator ``g``."""
+    d = positive_int("d", d)
+    alpha = positive("alpha", alpha)
+    noise = positive("noise", noise, allow_zero=True)
+    design = choice("design", design, DESIGNS)
+    S_star = teacher(d, kappa_star, g, dtype)
+    n = max(1, int(round(alpha * d * d)))
+    if design == "quadratic":
+        op: SensingOperator = QuadraticFeatures(torch.randn(n, d, generator=g, device=g.device, dtype=dtype))
+    else:
+        op = GOEDesign(n, d, g, dtype)
+    y = op.forward(S_star) + math.sqrt(noise) * torch.randn(n, generator=g, device=g.device, dtype=dtype)
+    return QuadraticNetProblem(S_star, op, y, noise, design)
+
+
+class QuadraticNet(torch.nn.Module):
+    """The student f_W(x) = (xᵀSx − Tr S)/√d, S = WᵀW/√(md), as a ``torch.nn.Module`` (W of shape (m, d))."""
+
+    def __init__(self, d: int, m: int, W: torch.Tensor | None = None, dtype: torch.dtype = torch.float64):
+        super().__init__()
+        self.d, self.m = positive_int("d", d), positive_int("m", m)
+        self.W = torch.nn.Parameter(W.clone() if W is not None else torch.randn(m, d, dtype=dtype) / math.sqrt(d))
+
+    def S(self) -> torch.Tensor:
+        return self.W.T @ self.W / math.sqrt(self.m * self.d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x @ self.W.T  # (n, m)
+        return ((h * h).sum(1) - (self.W * self.W).sum()) / (math.sqrt(self.m * self.d) * math.sqrt(self.d))
