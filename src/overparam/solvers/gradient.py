@@ -17,7 +17,7 @@ import torch
 from ..validation import choice, positive, positive_int
 from .result import SolverResult
 
-METHODS = ("gd", "momentum", "adam")
+METHODS = ("gd", "momentum", "adam", "direction")
 
 
 def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params: Sequence[torch.Tensor], *,
@@ -26,16 +26,22 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
              stop: Callable[[int, float, Sequence[torch.Tensor]], bool] | None = None,
              grad: Callable[[Sequence[torch.Tensor]], tuple[torch.Tensor, list[torch.Tensor]]] | None = None,
              on_step: Callable[[int, Sequence[torch.Tensor], Sequence[torch.Tensor]], None] | None = None,
-             divergence_factor: float = 1e8) -> SolverResult:
+             direction: Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], list[torch.Tensor]] | None = None,
+             line_search: bool = False, divergence_factor: float = 1e8) -> SolverResult:
     """Minimize ``objective(params)`` (a scalar tensor) over the tensors ``params`` (updated in place, copies kept
     out of autograd). ``grad``, when given, returns (loss, gradients) in closed form instead of autograd.
 
     History: ``step``, ``loss``, ``grad_norm`` and whatever ``record(params)`` returns, every ``record_every`` steps
     and at the last step. ``on_step(t, params, grads)`` is called at every step before the update (for quantities
     that must see every step, e.g. a running sum).
+
+    ``direction(params, grads)`` (method 'direction') gives the step d_t, applied as θ + lr·d_t: Newton-type
+    methods pass their (approximate) Newton direction and lr = 1. ``line_search`` backtracks lr (halving, Armijo
+    constant 1e-4) until the loss decreases enough. A step that increases the loss is counted in
+    ``history['loss_increases']`` and named in the message, never hidden.
     """
     lr = positive("lr", lr)
-    method = choice("method", method, METHODS)
+    method = choice("method", "direction" if direction is not None else method, METHODS)
     max_steps = positive_int("max_steps", max_steps)
     record_every = positive_int("record_every", record_every)
     params = [p.detach().clone() for p in params]
@@ -43,6 +49,8 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
     history: dict[str, list[float]] = {"step": [], "loss": [], "grad_norm": []}
     loss0 = None
     status, message, t = "max_steps", f"reached max_steps = {max_steps}", 0
+    increases: list[int] = []
+    prev_loss = math.inf
 
     def value_and_grad(ps: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         if grad is not None:
@@ -67,6 +75,9 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
         lv = float(loss)
         gnorm = math.sqrt(sum(float((g * g).sum()) for g in grads))
         loss0 = lv if loss0 is None else loss0
+        if lv > prev_loss:
+            increases.append(t)
+        prev_loss = lv
         if not math.isfinite(lv) or not math.isfinite(gnorm) or lv > loss0 + divergence_factor * max(abs(loss0), 1.0):
             log(t, lv, gnorm)
             status = "diverged"
@@ -85,6 +96,19 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
         if t == max_steps:
             break
         with torch.no_grad():
+            if method == "direction":
+                d = direction(params, grads)
+                step = lr
+                if line_search:
+                    slope = sum(float((g * di).sum()) for g, di in zip(grads, d))
+                    while step > 1e-12:
+                        trial = [p + step * di for p, di in zip(params, d)]
+                        if float(value_and_grad(trial)[0]) <= lv + 1e-4 * step * slope:
+                            break
+                        step *= 0.5
+                for p, di in zip(params, d):
+                    p.add_(step * di)
+                continue
             for i, (p, g) in enumerate(zip(params, grads)):
                 if method == "gd":
                     p.sub_(lr * g)
@@ -102,4 +126,7 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
                     p.sub_(lr * mhat / (vhat.sqrt() + 1e-8))
     if history["step"] and history["step"][-1] != t:
         log(t, lv, gnorm)
+    history["loss_increases"] = [float(i) for i in increases]
+    if increases:
+        message += f"; the loss increased at {len(increases)} step(s), first at step {increases[0]}"
     return SolverResult(params, history, status, t, message)

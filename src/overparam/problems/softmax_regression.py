@@ -1,0 +1,220 @@
+"""Two-layer regression with a softmax first layer (Li, Song, Wang, Yin 2023 family), in closed form.
+
+For x ∈ R^d, C ∈ R^{n×d} (dense tensor or scipy.sparse), z = Cx, the first layer u(x) = softmax(z) =
+⟨exp(z), 1⟩⁻¹ exp(z) ∈ R^n, a coordinate-wise activation φ with bias θ, target b ∈ R^n and weights w ∈ R^n:
+
+    L(x) = ½ ‖φ(u(x) − θ) − b‖² + ½ ‖w ∘ (Cx)‖².
+
+With v = u − θ, r = φ(v) − b, s = φ'(v) ∘ r, J = diag(u) − uuᵀ (the softmax Jacobian), ū = uᵀs, p = u ∘ (s − ū):
+
+    ∇L = Cᵀ g_z,        g_z = J s + w² ∘ z = p + w² ∘ z,
+    ∇²L = Cᵀ B C,       B = J diag(e) J + diag(p) − p uᵀ − u pᵀ + diag(w²),   e = φ'(v)² + φ''(v) ∘ r,
+
+and J diag(e) J = diag(e ∘ u²) − q uᵀ − u qᵀ + (uᵀ(e ∘ u)) uuᵀ with q = e ∘ u². Hence B = diag(β) + diag(w²) + U M Uᵀ
+with β = e ∘ u² + p, U = [u, q, p] (n×3) and M = [[c, −1, −1], [−1, 0, 0], [−1, 0, 0]], c = Σ e u²: a diagonal, a
+rank-≤3 part and the fixed diag(w²). The algorithms use exactly this structure (Hessian-vector products in O(nnz(C)),
+the sampled Hessian on diag(β) only).
+
+Activations: relu, softplus, gelu (tanh form is not used: the exact erf form), identity (one-layer softmax
+regression). ReLU's φ'' is taken as 0 (its Hessian is defined almost everywhere).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ..validation import choice, finite_array, positive, positive_int
+
+
+def _relu(v):
+    return v.clamp_min(0), (v > 0).to(v.dtype), torch.zeros_like(v)
+
+
+def _softplus(v):
+    s = torch.sigmoid(v)
+    return torch.nn.functional.softplus(v), s, s * (1 - s)
+
+
+def _gelu(v):
+    pdf = torch.exp(-0.5 * v * v) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * (1 + torch.erf(v / math.sqrt(2)))
+    return v * cdf, cdf + v * pdf, 2 * pdf - v * v * pdf
+
+
+def _identity(v):
+    return v, torch.ones_like(v), torch.zeros_like(v)
+
+
+#: name -> v ↦ (φ(v), φ'(v), φ''(v))
+ACTIVATIONS: dict[str, Callable] = {"relu": _relu, "softplus": _softplus, "gelu": _gelu, "identity": _identity}
+TORCH_PHI = {"relu": torch.relu, "softplus": torch.nn.functional.softplus,
+             "gelu": lambda v: torch.nn.functional.gelu(v), "identity": lambda v: v}
+
+
+class Matrix:
+    """C as a dense tensor or a scipy sparse matrix, with the products the algorithms need."""
+
+    def __init__(self, C):
+        if sp.issparse(C):
+            self.C = C.tocsr().astype(np.float64)
+            self.sparse = True
+            finite_array("C", self.C.data)
+        else:
+            self.C = torch.as_tensor(C, dtype=torch.float64)
+            self.sparse = False
+            if self.C.ndim != 2:
+                raise ValueError(f"C: must be 2-D (n, d), got shape {tuple(self.C.shape)}")
+            finite_array("C", self.C)
+        self.n, self.d = self.C.shape
+
+    @property
+    def nnz(self) -> int:
+        return int(self.C.nnz) if self.sparse else self.n * self.d
+
+    def mv(self, x: torch.Tensor) -> torch.Tensor:
+        """C x, (n,)."""
+        return torch.from_numpy(self.C @ x.numpy()) if self.sparse else self.C @ x
+
+    def rmv(self, y: torch.Tensor) -> torch.Tensor:
+        """Cᵀ y, (d,)."""
+        return torch.from_numpy(self.C.T @ y.numpy()) if self.sparse else self.C.T @ y
+
+    def rmm(self, Y: torch.Tensor) -> torch.Tensor:
+        """Cᵀ Y for Y (n, k), (d, k)."""
+        return torch.from_numpy(np.asarray(self.C.T @ Y.numpy())) if self.sparse else self.C.T @ Y
+
+    def gram(self, weights: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
+        """Cᵀ diag(weights) C over all rows or the given ``rows`` (weights indexed like those rows), (d, d)."""
+        if self.sparse:
+            Cs = self.C if rows is None else self.C[rows]
+            return torch.from_numpy(np.asarray((Cs.T @ Cs.multiply(weights.numpy()[:, None])).todense()))
+        Cs = self.C if rows is None else self.C[torch.as_tensor(rows)]
+        return Cs.T @ (weights[:, None] * Cs)
+
+    def dense(self) -> torch.Tensor:
+        return torch.from_numpy(self.C.toarray()) if self.sparse else self.C
+
+
+@dataclass
+class State:
+    """Everything the derivatives at x need (all (n,) tensors but ``c``)."""
+
+    z: torch.Tensor
+    u: torch.Tensor
+    r: torch.Tensor
+    p: torch.Tensor
+    q: torch.Tensor
+    beta: torch.Tensor  # e ∘ u² + p: the diagonal part of B without w²
+    c: float
+    loss: float
+
+
+class SoftmaxRegression:
+    """The problem L(x) of the module docstring. C (n, d) dense or sparse; b, w (n,); θ scalar or (n,)."""
+
+    def __init__(self, C, b, w, theta=0.0, activation: str = "softplus"):
+        self.A = Matrix(C)
+        n, d = self.A.n, self.A.d
+        self.b = torch.as_tensor(b, dtype=torch.float64)
+        self.w = torch.as_tensor(w, dtype=torch.float64)
+        self.theta = torch.as_tensor(theta, dtype=torch.float64)
+        if self.b.shape != (n,):
+            raise ValueError(f"b: must have shape ({n},) to match C, got {tuple(self.b.shape)}")
+        if self.w.shape != (n,):
+            raise ValueError(f"w: must have shape ({n},) to match C, got {tuple(self.w.shape)}")
+        if self.theta.ndim not in (0, 1) or (self.theta.ndim == 1 and self.theta.shape != (n,)):
+            raise ValueError(f"theta: must be a scalar or have shape ({n},)")
+        for name, t in (("b", self.b), ("w", self.w), ("theta", self.theta)):
+            finite_array(name, t)
+        if bool((self.w < 0).any()):
+            raise ValueError("w: weights must be ≥ 0")
+        self.activation = choice("activation", activation, tuple(ACTIVATIONS))
+        self.phi = ACTIVATIONS[activation]
+        self.w2 = self.w**2
+        self.n, self.d = n, d
+
+    def _check_x(self, x: torch.Tensor) -> None:
+        if x.shape != (self.d,):
+            raise ValueError(f"x: must have shape ({self.d},), got {tuple(x.shape)}")
+
+    def state(self, x: torch.Tensor) -> State:
+        self._check_x(x)
+        z = self.A.mv(x)
+        u = torch.softmax(z, 0)
+        a, d1, d2 = self.phi(u - self.theta)
+        r = a - self.b
+        s = d1 * r
+        p = u * (s - u @ s)
+        e = d1 * d1 + d2 * r
+        q = e * u * u
+        loss = 0.5 * float(r @ r) + 0.5 * float((self.w * z) @ (self.w * z))
+        return State(z, u, r, p, q, q + p, float(e @ (u * u)), loss)
+
+    def loss(self, x: torch.Tensor) -> float:
+        return self.state(x).loss
+
+    def grad(self, x: torch.Tensor, st: State | None = None) -> torch.Tensor:
+        """∇L = Cᵀ(p + w² ∘ z), (d,)."""
+        st = st or self.state(x)
+        return self.A.rmv(st.p + self.w2 * st.z)
+
+    def low_rank(self, st: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """(CᵀU (d, 3), M (3, 3)) with U = [u, q, p]: the rank-≤3 part of the Hessian is (CᵀU) M (CᵀU)ᵀ."""
+        U = torch.stack([st.u, st.q, st.p], 1)
+        M = torch.tensor([[st.c, -1.0, -1.0], [-1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], dtype=torch.float64)
+        return self.A.rmm(U), M
+
+    def hvp(self, x: torch.Tensor, v: torch.Tensor, st: State | None = None) -> torch.Tensor:
+        """∇²L v = Cᵀ B C v in O(nnz(C))."""
+        st = st or self.state(x)
+        Cv = self.A.mv(v)
+        Bv = (st.beta + self.w2) * Cv + (st.u * (st.c * (st.u @ Cv) - st.q @ Cv - st.p @ Cv)
+                                         - st.q * (st.u @ Cv) - st.p * (st.u @ Cv))
+        return self.A.rmv(Bv)
+
+    def hessian(self, x: torch.Tensor, st: State | None = None, reg_gram: torch.Tensor | None = None) -> torch.Tensor:
+        """The exact Hessian Cᵀ diag(β) C + (CᵀU)M(CᵀU)ᵀ + Cᵀ diag(w²) C, (d, d); ``reg_gram`` = Cᵀdiag(w²)C when
+        already known (it does not depend on x)."""
+        st = st or self.state(x)
+        CU, M = self.low_rank(st)
+        H = self.A.gram(st.beta) + CU @ M @ CU.T + (reg_gram if reg_gram is not None else self.A.gram(self.w2))
+        return 0.5 * (H + H.T)
+
+    def torch_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """The same loss written plainly in torch (for autodiff checks)."""
+        C = self.A.dense()
+        z = C @ x
+        u = torch.softmax(z, 0)
+        return 0.5 * ((TORCH_PHI[self.activation](u - self.theta) - self.b) ** 2).sum() + 0.5 * ((self.w * z) ** 2).sum()
+
+
+def make_instance(n: int, d: int, seed: int, activation: str = "softplus", density: float | None = None,
+                  radius: float = 2.0, noise: float = 0.1, w_scale: float = 2.0) -> tuple[SoftmaxRegression, np.ndarray]:
+    """An instance meeting the paper's kind of assumptions: rows of C with norm ≈ 1 (dense N(0, 1/d), or sparse with
+    ``density``·d nonzeros per row), a planted x₀ with ‖x₀‖ = radius, b = φ(u(Cx₀) − θ) + noise·N(0, 1)/n with θ = 1/n
+    (the softmax's scale), and w_i = w_scale/n so that the regularizer dominates the negative curvature of the data
+    term (positive definite Hessian). Returns (problem, x₀)."""
+    n, d = positive_int("n", n), positive_int("d", d)
+    rng = np.random.default_rng(seed)
+    if density is None:
+        C = torch.from_numpy(rng.standard_normal((n, d)) / math.sqrt(d))
+    else:
+        density = positive("density", density)
+        k = max(1, int(round(density * d)))
+        cols = np.argsort(rng.random((n, d)), axis=1)[:, :k].ravel()
+        rows = np.repeat(np.arange(n), k)
+        C = sp.csr_matrix((rng.standard_normal(n * k) / math.sqrt(k), (rows, cols)), shape=(n, d))
+    x0 = rng.standard_normal(d)
+    x0 *= radius / np.linalg.norm(x0)
+    theta = 1.0 / n
+    w = np.full(n, w_scale / n)
+    tmp = SoftmaxRegression(C, np.zeros(n), w, theta, activation)
+    u = torch.softmax(tmp.A.mv(torch.from_numpy(x0)), 0)
+    b = tmp.phi(u - theta)[0].numpy() + noise * rng.standard_normal(n) / n
+    return SoftmaxRegression(C, b, w, theta, activation), x0

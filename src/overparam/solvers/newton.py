@@ -1,0 +1,110 @@
+"""Newton-type methods on one loop (:func:`overparam.solvers.gradient.minimize` with a direction):
+
+- ``gd``: d = −∇L with backtracking (Armijo) line search;
+- ``newton``: d = −H⁻¹∇L with the exact Hessian (dense C: O(n d²) per step);
+- ``newton_cg``: conjugate gradients on Hessian-vector products (O(nnz(C)) each), to relative residual ``cg_tol``;
+- ``approx_newton``: d = −H̃⁻¹∇L with H̃ = Cᵀ D̃ C + (CᵀU)M(CᵀU)ᵀ + Cᵀ diag(w²) C, where D̃ keeps s rows of
+  |β|^{1/2}C sampled by sketched leverage scores and reweighted (unbiased for Cᵀ diag(β) C), the low-rank part is
+  exact, and Cᵀ diag(w²) C is computed once (it does not depend on x). Per step: O(nnz(C)·k + s d² + d³).
+
+Newton steps are taken in full (lr = 1: the local method). A step that increases the loss is reported by the loop.
+The problem is :class:`overparam.problems.softmax_regression.SoftmaxRegression` or anything with ``state``,
+``grad``, ``hvp``, ``hessian``, ``low_rank``, ``A`` (a :class:`Matrix`), ``w2`` and ``d``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..validation import choice, positive_int
+from .gradient import minimize
+from .result import SolverResult
+from .sketch import leverage_scores, sample_rows
+
+METHODS = ("gd", "newton", "newton_cg", "approx_newton")
+
+
+def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: float = 1e-10,
+                       max_iter: int | None = None) -> torch.Tensor:
+    """Solve A x = b for symmetric positive definite A given by ``matvec`` (relative residual ``tol``)."""
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = r.clone()
+    rs = float(r @ r)
+    bn = max(float(b.norm()), 1e-300)
+    for _ in range(max_iter or 10 * len(b)):
+        if rs**0.5 <= tol * bn:
+            break
+        Ap = matvec(p)
+        a = rs / float(p @ Ap)
+        x += a * p
+        r -= a * Ap
+        rs_new = float(r @ r)
+        p = r + (rs_new / rs) * p
+        rs = rs_new
+    return x
+
+
+class SampledHessian:
+    """Builds H̃(x) for approximate Newton with ``s`` sampled rows; keeps the last sample for diagnostics."""
+
+    def __init__(self, problem: Any, s: int, seed: int = 0, sketch: bool = True):
+        self.problem, self.s, self.sketch = problem, positive_int("s", s), sketch
+        if s < problem.d:
+            raise ValueError(f"s: {s} sampled rows are fewer than d = {problem.d}; the sampled Hessian would be "
+                             "singular")
+        self.rng = np.random.default_rng(seed)
+        self.reg_gram = problem.A.gram(problem.w2)  # Cᵀ diag(w²) C, fixed
+
+    def __call__(self, x: torch.Tensor, st=None) -> torch.Tensor:
+        pb = self.problem
+        st = st or pb.state(x)
+        beta = st.beta
+        root = beta.abs().sqrt().numpy()
+        A = pb.A.C.multiply(root[:, None]).tocsr() if pb.A.sparse else pb.A.C.numpy() * root[:, None]
+        tau = leverage_scores(A, sketch=self.sketch, seed=int(self.rng.integers(1 << 31)))
+        idx, wts = sample_rows(tau, self.s, pb.d, self.rng)
+        D_tilde = torch.from_numpy(wts) * beta[torch.from_numpy(idx)]
+        CU, M = pb.low_rank(st)
+        H = pb.A.gram(D_tilde, rows=idx) + CU @ M @ CU.T + self.reg_gram
+        return 0.5 * (H + H.T)
+
+
+def solve(problem: Any, x0: torch.Tensor, method: str, *, max_iter: int = 100, grad_tol: float = 1e-10,
+          s: int | None = None, seed: int = 0, cg_tol: float = 1e-10, lr: float = 1.0,
+          record: Callable | None = None, on_step: Callable | None = None) -> SolverResult:
+    """Minimize the problem from ``x0`` with one of :data:`METHODS`; stops on ‖∇L‖ ≤ grad_tol (reason recorded)."""
+    method = choice("method", method, METHODS)
+    cache: dict[str, Any] = {}
+    reg_gram = problem.A.gram(problem.w2) if method == "newton" else None
+    sampler = SampledHessian(problem, s or 4 * problem.d, seed) if method == "approx_newton" else None
+
+    def grad(ps):
+        x = ps[0]
+        st = problem.state(x)
+        cache["st"] = st
+        return torch.tensor(st.loss, dtype=torch.float64), [problem.grad(x, st)]
+
+    def direction(ps, gs):
+        x, g, st = ps[0], gs[0], cache["st"]
+        if method == "gd":
+            return [-g]
+        if method == "newton":
+            H = problem.hessian(x, st, reg_gram)
+        elif method == "approx_newton":
+            H = sampler(x, st)
+            cache["H_tilde"] = H
+        else:
+            return [-conjugate_gradient(lambda v: problem.hvp(x, v, st), g, cg_tol)]
+        return [-torch.linalg.solve(H, g)]
+
+    res = minimize(lambda ps: None, [x0.clone()], lr=lr, max_steps=max_iter, grad_tol=grad_tol, grad=grad,
+                   direction=direction, line_search=(method == "gd"), record=record, on_step=on_step)
+    res.history["method"] = [method]
+    res.x = res.x[0]
+    if sampler is not None:
+        res.history["s"] = [float(sampler.s)]
+    return res
