@@ -1,1 +1,11 @@
-"""diagnostics."""
+"""What a practitioner runs on their own model and data.
+
+``certify(model, loss_fn, inputs, targets)`` and ``find_redundancy(model, activation)`` are the two entry points of the
+strongly-convex-neighbourhood health check; see also :mod:`.spectrum`, :mod:`.norms`, :mod:`.curvature_path`.
+"""
+
+from .hessian import Certificate, HessianOperator, certify, extreme_eigenvalues, spectral_density
+from .redundancy import RedundancyReport, find_redundancy
+
+__all__ = ["Certificate", "HessianOperator", "certify", "extreme_eigenvalues", "spectral_density",
+           "RedundancyReport", "find_redundancy"]

@@ -103,7 +103,10 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
                     slope = sum(float((g * di).sum()) for g, di in zip(grads, d))
                     while step > 1e-12:
                         trial = [p + step * di for p, di in zip(params, d)]
-                        if float(value_and_grad(trial)[0]) <= lv + 1e-4 * step * slope:
+                        trial_loss = float(grad(trial)[0]) if grad is not None else float(objective(trial))
+                        # decrease within rounding of the loss counts: near a minimizer the true decrease
+                        # (~‖∇L‖²) is below what float64 resolves in L
+                        if trial_loss <= lv + 1e-4 * step * slope + 8 * torch.finfo(torch.float64).eps * abs(lv):
                             break
                         step *= 0.5
                 for p, di in zip(params, d):
