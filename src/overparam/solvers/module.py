@@ -36,7 +36,7 @@ def fit_module(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Te
 
 def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                   inputs: torch.Tensor, targets: torch.Tensor, *, grad_tol: float = 1e-10, max_steps: int = 200,
-                  damping: float = 1e-8) -> SolverResult:
+                  damping: float = 1e-8, record: Callable | None = None) -> SolverResult:
     """Damped Newton on all parameters of a small model (dense Hessian by ``torch.func.hessian``):
     d = −(H + μI)⁻¹∇L with μ = max(damping, −λ_min(H) + damping·‖H‖) (so d is a descent direction even away from a
     minimizer), backtracking line search, stop on ‖∇L‖ ≤ grad_tol. Same loop as every other solver."""
@@ -59,7 +59,7 @@ def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch
 
     theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     res = minimize(lambda ps: f(ps[0]), [theta], lr=1.0, max_steps=max_steps, grad_tol=grad_tol,
-                   direction=direction, line_search=True)
+                   direction=direction, line_search=True, record=record)
     with torch.no_grad():
         for p, new in zip(model.parameters(), torch.split(res.x[0], sizes)):
             p.copy_(new.view_as(p))
