@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ..analysis import loglog_slope
 from ..validation import finite_array, positive_int
 
 
@@ -86,7 +87,7 @@ def norm_growth(fit: Callable[[Any, Any], Any], X: Any, y: Any, sizes: Sequence[
         pred = (predict or _predict)(model, Xp[:n])
         pred = pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred, dtype=float)
         errs.append(float(np.mean((pred.reshape(-1) - yn[:n]) ** 2)))
-    b = float(np.polyfit(np.log(sizes), np.log(norms), 1)[0])
+    b = loglog_slope(sizes, norms)
     rel = errs[-1] / max(float(np.var(yn[: sizes[-1]])), 1e-300)
     near = rel < interp_tol and b > fast_exponent
     if near:

@@ -25,7 +25,7 @@ from ..problems.softmax_regression import SoftmaxRegression, make_instance
 from ..report.figures import loglog, new_figure, plot_points
 from ..solvers.newton import SampledHessian, solve
 from ..theory.newton import iterations_to, step_bound
-from ..theory.sensing import powerlaw_slope
+from ..analysis import loglog_slope as powerlaw_slope
 from . import register
 from .base import Study, Verdict
 

@@ -24,7 +24,8 @@ from ..problems.matrix_sensing import GaussianOperator, low_rank_truth, measure
 from ..report.figures import loglog, new_figure, plot_points
 from ..solvers.factorized import factorized_gd
 from ..solvers.nuclear import nuclear_least_squares
-from ..theory.sensing import degrees_of_freedom, nuclear_phase_transition, powerlaw_slope
+from ..analysis import loglog_slope as powerlaw_slope
+from ..theory.sensing import degrees_of_freedom, nuclear_phase_transition
 from . import register
 from .base import Study, Verdict
 

@@ -19,6 +19,7 @@ import math
 import numpy as np
 import torch
 
+from ..analysis import loglog_slope as fit_slope
 from ..backend import generator
 from ..problems.linear_regression import powerlaw_problem
 from ..report.figures import aggregate, loglog, new_figure, plot_points, plot_theory
@@ -76,11 +77,6 @@ def theory_at_tau(n: int, alpha: float, tau: float) -> dict:
     lam = lambda_for_train_error_theory(spec, b, SIGMA2, tau, n)
     de = deterministic_equivalent(spec, b, SIGMA2, lam, n)
     return {"lam": lam, "norm2": float(de.norm2), "test_error": float(de.test_error)}
-
-
-def fit_slope(x, y) -> float:
-    """Least-squares slope of log y against log x."""
-    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
 
 class NearInterpolators(Study):

@@ -91,8 +91,3 @@ def nuclear_phase_transition(n1: int, n2: int, r: int) -> PhaseTransition:
     hi = math.sqrt(b) * (1 + math.sqrt(a / b)) if a else 1.0
     res = minimize_scalar(f, bounds=(0.0, hi), method="bounded", options={"xatol": 1e-10})
     return PhaseTransition(float(res.fun), float(res.x), dof, float(res.fun) / (r * (n1 + n2)))
-
-
-def powerlaw_slope(x, y) -> float:
-    """Least-squares slope of log y against log x (for error-versus-α fits)."""
-    return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
