@@ -63,6 +63,9 @@ def test_local_convergence_small_instance():
     e = errs["approx_newton"]
     assert all(e[t + 1] < 0.2 * e[t] for t in range(4))  # linear at a good rate
     assert errs["newton"][2] < errs["newton"][1] ** 1.5  # quadratic
+    by_eps = solve(prob, x0, "approx_newton", eps0=0.5, grad_tol=0.0, max_iter=12)
+    assert by_eps.history["s"] == [float(samples_for(0.5, 15))]
+    assert float((by_eps.x - x_star).norm()) < 1e-11
     gd = solve(prob, x0, "gd", grad_tol=0.0, max_iter=20, lr=1e3)
     assert gd.history["loss"][-1] < gd.history["loss"][0] and not gd.history["loss_increases"]
 

@@ -22,7 +22,7 @@ import torch
 from ..validation import choice, positive_int
 from .gradient import minimize
 from .result import SolverResult
-from .sketch import leverage_scores, sample_rows
+from .sketch import leverage_scores, sample_rows, samples_for
 
 METHODS = ("gd", "newton", "newton_cg", "approx_newton")
 
@@ -74,10 +74,15 @@ class SampledHessian:
 
 
 def solve(problem: Any, x0: torch.Tensor, method: str, *, max_iter: int = 100, grad_tol: float = 1e-10,
-          s: int | None = None, seed: int = 0, cg_tol: float = 1e-10, lr: float = 1.0,
+          s: int | None = None, eps0: float | None = None, seed: int = 0, cg_tol: float = 1e-10, lr: float = 1.0,
           record: Callable | None = None, on_step: Callable | None = None) -> SolverResult:
-    """Minimize the problem from ``x0`` with one of :data:`METHODS`; stops on ‖∇L‖ ≤ grad_tol (reason recorded)."""
+    """Minimize the problem from ``x0`` with one of :data:`METHODS`; stops on ‖∇L‖ ≤ grad_tol (reason recorded).
+
+    Approximate Newton samples ``s`` rows, or s = ⌈d log d / ε₀²⌉ for a target spectral accuracy ``eps0``
+    (:func:`overparam.solvers.sketch.samples_for`), or 4d when neither is given."""
     method = choice("method", method, METHODS)
+    if s is None and eps0 is not None:
+        s = samples_for(eps0, problem.d)
     cache: dict[str, Any] = {}
     reg_gram = problem.A.gram(problem.w2) if method == "newton" else None
     sampler = SampledHessian(problem, s or 4 * problem.d, seed) if method == "approx_newton" else None
