@@ -45,7 +45,7 @@ def _activation_name(model: torch.nn.Module, activation: str | torch.nn.Module |
         return get_activation(activation).name
     mod = activation if activation is not None else model[1]
     for name, act in ACTIVATIONS.items():
-        if isinstance(mod, act.module().__class__):
+        if isinstance(mod, act.module):
             return name
     raise ValueError(f"activation: {type(mod).__name__} is not in the registry ({', '.join(ACTIVATIONS)})")
 

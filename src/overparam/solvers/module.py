@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
 import math
+from typing import Any, Callable
 
 import torch
 from torch.func import functional_call
@@ -34,12 +33,24 @@ def fit_module(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Te
     return res
 
 
+def shifted_newton_direction(H: torch.Tensor, g: torch.Tensor, damping: float) -> torch.Tensor:
+    """d = −(H + μI)⁻¹g for Hessians H (..., P, P) and gradients g (..., P), with μ = −λ_min(H) + damping·max|H|
+    wherever λ_min ≤ damping·max|H| (so d is a descent direction away from a minimizer) and μ = 0 elsewhere (exact
+    Newton)."""
+    H = 0.5 * (H + H.transpose(-1, -2))
+    lmin = torch.linalg.eigvalsh(H)[..., 0]
+    scale = H.abs().amax(dim=(-1, -2))
+    mu = torch.where(lmin <= damping * scale, -lmin + damping * scale + 1e-300, torch.zeros_like(lmin))
+    eye = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device)
+    return -torch.linalg.solve(H + mu[..., None, None] * eye, g.unsqueeze(-1)).squeeze(-1)
+
+
 def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                   inputs: torch.Tensor, targets: torch.Tensor, *, grad_tol: float = 1e-10, max_steps: int = 200,
                   damping: float = 1e-8, record: Callable | None = None) -> SolverResult:
-    """Damped Newton on all parameters of a small model (dense Hessian by ``torch.func.hessian``):
-    d = −(H + μI)⁻¹∇L with μ = max(damping, −λ_min(H) + damping·‖H‖) (so d is a descent direction even away from a
-    minimizer), backtracking line search, stop on ‖∇L‖ ≤ grad_tol. Same loop as every other solver."""
+    """Damped Newton on all parameters of a small model (dense Hessian by ``torch.func.hessian``): the direction of
+    :func:`shifted_newton_direction`, backtracking line search, stop on ‖∇L‖ ≤ grad_tol. Same loop as every other
+    solver."""
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for p in model.parameters()]
     sizes = [p.numel() for p in model.parameters()]
@@ -51,11 +62,7 @@ def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch
         return loss_fn(functional_call(model, unflat(t), (inputs,)), targets)
 
     def direction(ps, gs):
-        H = torch.func.hessian(f)(ps[0])
-        H = 0.5 * (H + H.T)
-        lmin = float(torch.linalg.eigvalsh(H)[0])
-        mu = max(damping, -lmin + damping * float(H.abs().max())) if lmin <= damping else 0.0
-        return [-torch.linalg.solve(H + mu * torch.eye(len(H), dtype=H.dtype, device=H.device), gs[0])]
+        return [shifted_newton_direction(torch.func.hessian(f)(ps[0]), gs[0], damping)]
 
     theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     res = minimize(lambda ps: f(ps[0]), [theta], lr=1.0, max_steps=max_steps, grad_tol=grad_tol,
@@ -70,8 +77,8 @@ def batched_damped_newton(losses: Callable[[torch.Tensor], torch.Tensor], theta:
                           hessians: Callable[[torch.Tensor], torch.Tensor], *, grad_tol: float = 1e-10,
                           max_steps: int = 100, damping: float = 1e-10) -> SolverResult:
     """Damped Newton on B independent problems at once: parameters (B, P), ``losses(theta) -> (B,)``,
-    ``hessians(theta) -> (B, P, P)``. Each problem takes d_b = −(H_b + μ_b I)⁻¹g_b (μ_b lifts a non-positive-definite
-    H_b) and its own backtracking (Armijo, to float64 resolution); the run stops when every ‖g_b‖ ≤ grad_tol.
+    ``hessians(theta) -> (B, P, P)``. Each problem takes d_b = −(H_b + μ_b I)⁻¹g_b (:func:`shifted_newton_direction`)
+    and its own backtracking (Armijo, to float64 resolution); the run stops when every ‖g_b‖ ≤ grad_tol.
     The one loop of :func:`~overparam.solvers.gradient.minimize` runs it (the loss it sees is Σ_b L_b, whose gradient
     holds each g_b). ``history['grad_norm_max']`` is max_b ‖g_b‖ per step."""
     eps = torch.finfo(theta.dtype).eps
@@ -79,13 +86,7 @@ def batched_damped_newton(losses: Callable[[torch.Tensor], torch.Tensor], theta:
 
     def direction(ps, gs):
         th, g = ps[0], gs[0]
-        H = hessians(th)
-        H = 0.5 * (H + H.transpose(-1, -2))
-        lmin = torch.linalg.eigvalsh(H)[:, 0]
-        scale = H.abs().amax(dim=(-1, -2))
-        mu = torch.where(lmin <= damping * scale, -lmin + damping * scale + 1e-300, torch.zeros_like(lmin))
-        eye = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device)
-        d = -torch.linalg.solve(H + mu[:, None, None] * eye, g.unsqueeze(-1)).squeeze(-1)
+        d = shifted_newton_direction(hessians(th), g, damping)
         L0 = losses(th)
         slope = (g * d).sum(-1)
         step = torch.ones_like(L0)

@@ -1,18 +1,19 @@
 """Study ``convex-neighborhoods`` (Benning & Dereich 2025): efficient minimizers of shallow analytic networks have
 positive definite Hessians; redundant ones sit on flat continua.
 
-Parts of the sweep:
+Each point of the sweep is a batch of B independent random problems (Gaussian inputs, random teacher + random smooth
+function + noise) for one activation, a student of width m trained by full-batch Adam and polished by damped Newton
+(all B at once) until ‖∇L‖ ≤ 1e-10. Each converged critical point with λ_min ≥ 0 is classified: *escaping* (some
+parameter above ``BOUND`` in magnitude: a neuron saturating or two cancelling towards infinity, whose infimum is not
+attained), *redundant* (:func:`overparam.diagnostics.find_redundancy`) or *efficient*; its λ_min/λ_max is recorded.
 
-- ``minimizers``: a batch of B independent random problems (Gaussian inputs, random teacher + random smooth function +
-  noise) for one activation, a student of width m trained by full-batch Adam and polished by damped Newton (all B at
-  once) until ‖∇L‖ ≤ 1e-10. Each converged critical point with λ_min ≥ 0 is classified: *escaping* (some parameter
-  above ``BOUND`` in magnitude: a neuron saturating or two cancelling towards infinity, whose infimum is not attained),
-  *redundant* (:func:`overparam.diagnostics.find_redundancy`) or *efficient*; its λ_min/λ_max is recorded.
-- ``redundant``: efficient minimizers made redundant by construction — a neuron split into two copies (and, for odd
-  σ, into a sign-flipped pair) — which are critical points realizing the same function; the number of Hessian
-  eigenvalues below 1e-9·λ_max is held against the flat dimension ``find_redundancy`` predicts.
-- ``newton``: from a point at half the certified radius μ/(2M) of an efficient minimizer
-  (:func:`overparam.diagnostics.certify`), Newton's iterates and the measured order of convergence.
+The first batch of each analytic activation (``cases`` in its parameters) also
+
+- makes its best-conditioned efficient minimizers redundant by construction — a neuron split into two copies (and, for
+  odd σ, into a sign-flipped pair) — critical points realizing the same function; the number of Hessian eigenvalues
+  below 1e-9·λ_max is held against the flat dimension ``find_redundancy`` predicts;
+- runs Newton from a point at half the certified radius μ/(2M) of one efficient minimizer
+  (:func:`overparam.diagnostics.certify`) and measures the order of convergence.
 
 ReLU runs as the non-analytic contrast: reported, not judged by the theorem.
 """
@@ -90,14 +91,14 @@ class ConvexNeighborhoods(Study):
     def points(self, scale: str) -> list[dict]:
         c = SCALES[scale]
         common = dict(d=c["d"], m=c["m"], n=c["n"], adam=c["adam"], newton=c["newton"])
+
         def batches(a: str) -> int:
             return 1 if a == "relu" else (c["batches"][a] if isinstance(c["batches"], dict) else c["batches"])
 
-        pts = [dict(common, part="minimizers", activation=a, B=c["B"], seed=1000 * i + k)
-               for i, a in enumerate(ANALYTIC + ("relu",)) for k in range(batches(a))]
-        pts += [dict(common, part="redundant", activation=a, B=c["B"], seed=1000 * i, cases=c["red_cases"])
-                for i, a in enumerate(ANALYTIC)]
-        return pts
+        # the first batch of each analytic activation also carries the redundant constructions and the Newton run
+        return [dict(common, part="minimizers", activation=a, B=c["B"], seed=1000 * i + k,
+                     **({"cases": c["red_cases"]} if k == 0 and a in ANALYTIC else {}))
+                for i, a in enumerate(ANALYTIC + ("relu",)) for k in range(batches(a))]
 
     def run(self, point: dict) -> dict:
         p = point
@@ -117,7 +118,7 @@ class ConvexNeighborhoods(Study):
                 kinds.append("efficient" if find_redundancy(to_module(theta[b], d, m, act), act).efficient
                              else "redundant")
         out = {"kind": kinds, "rel_lambda_min": rel}
-        if p["part"] == "minimizers":
+        if not p.get("cases"):
             return out
         # redundant constructions and Newton inside the certified ball, from the best-conditioned efficient minimizers
         eff = [b for b in range(p["B"]) if kinds[b] == "efficient" and rel[b] > 1e-6]
@@ -142,7 +143,6 @@ class ConvexNeighborhoods(Study):
             u = torch.randn(len(star), generator=torch.Generator().manual_seed(p["seed"]), dtype=torch.float64)
             start = star + 0.5 * cert.radius * u / u.norm()
             net = to_module(start, d, m, act)
-            errs = []
             res = newton_polish(net, mse, X[b], y[b].reshape(-1, 1), grad_tol=0.0, max_steps=8,
                                 record=lambda ps: {"err": float((ps[0] - star).norm())})
             errs = res.history["err"]
@@ -164,9 +164,14 @@ class ConvexNeighborhoods(Study):
 
     # --- analysis ------------------------------------------------------------------------------------------------
     @staticmethod
+    def _constructions(results: pd.DataFrame) -> pd.DataFrame:
+        """The batches that carry the redundant constructions and the Newton run."""
+        return results[results["cases"].notna()] if "cases" in results else results.iloc[:0]
+
+    @staticmethod
     def _minimizers(results: pd.DataFrame) -> pd.DataFrame:
         rows = []
-        for _, r in results[results["part"] == "minimizers"].iterrows():  # the 'redundant' points reuse a batch
+        for _, r in results.iterrows():
             for k, rel in zip(r["kind"], r["rel_lambda_min"]):
                 rows.append({"activation": r["activation"], "kind": k, "rel": rel, "part": r["part"]})
         return pd.DataFrame(rows)
@@ -183,7 +188,7 @@ class ConvexNeighborhoods(Study):
                                 f"(λ_min/λ_max > {PD_REL:.1e}): fraction over {len(eff)} minimizers", frac, 0.99,
                                 "≥ predicted", len(eff) > 0 and frac >= 0.99,
                                 f"efficient per activation: {per}; all classes: {counts}"))
-        red = results[results["part"] == "redundant"]
+        red = self._constructions(results)
         zc = [z for v in red["zero_count"] for z in v]
         fd = [f for v in red["flat_dimension"] for f in v]
         match = float(np.mean([a == b for a, b in zip(zc, fd)])) if zc else float("nan")
@@ -211,7 +216,7 @@ class ConvexNeighborhoods(Study):
                 if len(sub):
                     ax.hist(np.log10(np.clip(sub["rel"].abs(), 1e-17, None)), bins=bins, alpha=0.5, color=color,
                             label=f"{kind} ({len(sub)})")
-            red = results[results["part"] == "redundant"]
+            red = self._constructions(results)
             if len(red):
                 zeros = []
                 for _, r in red.iterrows():
@@ -231,7 +236,7 @@ class ConvexNeighborhoods(Study):
                 ax.set(xlabel="log10(|λ_min| / λ_max)", ylabel="critical points",
                        title="ReLU (non-analytic contrast; no verdict)")
                 figs["relu_contrast"] = fig
-        red = results[results["part"] == "redundant"]
+        red = self._constructions(results)
         if len(red):
             row = red[red["spectrum_redundant"].apply(len) > 0].iloc[0]
             fig, ax = new_figure()
