@@ -204,18 +204,18 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
     theta = H.flat_params()
     small = H.dim <= dense_limit
 
-    def extremes(op: HessianOperator) -> tuple[float, float, np.ndarray]:
+    def extremes(op: HessianOperator, dense: torch.Tensor | None = None) -> tuple[float, float, np.ndarray]:
         if small:
-            ev = torch.linalg.eigvalsh(op.dense()).cpu().numpy()
+            ev = torch.linalg.eigvalsh(op.dense() if dense is None else dense).cpu().numpy()
             return float(ev[0]), float(ev[-1]), ev
         ex = extreme_eigenvalues(op, k=1, tol=eig_tol, seed=seed)
         return float(ex["smallest"][0]), float(ex["largest"][0]), np.r_[ex["smallest"], ex["largest"]]
 
-    mu, L, ev = extremes(H)
+    Hd = H.dense() if small else None  # the dense Hessian at θ, once
+    mu, L, ev = extremes(H, Hd)
     scale = float(theta.norm()) or 1.0
     delta = delta or 1e-4 * scale
     M = 0.0
-    Hd = H.dense() if small else None
     for _ in range(positive_int("n_directions", n_directions)):
         u = torch.from_numpy(rng.standard_normal(H.dim)).to(H.dtype).to(H.device)
         u /= u.norm()

@@ -49,15 +49,17 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
 
 
 class SampledHessian:
-    """Builds H̃(x) for approximate Newton with ``s`` sampled rows; keeps the last sample for diagnostics."""
+    """Builds H̃(x) for approximate Newton with ``s`` sampled rows; with ``keep``, every H̃ it built is kept in
+    ``drawn`` (for diagnostics such as the spectral accuracy of the Hessians a run actually used)."""
 
-    def __init__(self, problem: Any, s: int, seed: int = 0, sketch: bool = True):
+    def __init__(self, problem: Any, s: int, seed: int = 0, sketch: bool = True, keep: bool = False):
         self.problem, self.s, self.sketch = problem, positive_int("s", s), sketch
         if s < problem.d:
             raise ValueError(f"s: {s} sampled rows are fewer than d = {problem.d}; the sampled Hessian would be "
                              "singular")
         self.rng = np.random.default_rng(seed)
         self.reg_gram = problem.A.gram(problem.w2)  # Cᵀ diag(w²) C, fixed
+        self.keep, self.drawn = keep, []
 
     def __call__(self, x: torch.Tensor, st=None) -> torch.Tensor:
         pb = self.problem
@@ -70,22 +72,27 @@ class SampledHessian:
         D_tilde = torch.from_numpy(wts) * beta[torch.from_numpy(idx)]
         CU, M = pb.low_rank(st)
         H = pb.A.gram(D_tilde, rows=idx) + CU @ M @ CU.T + self.reg_gram
-        return 0.5 * (H + H.T)
+        H = 0.5 * (H + H.T)
+        if self.keep:
+            self.drawn.append(H)
+        return H
 
 
 def solve(problem: Any, x0: torch.Tensor, method: str, *, max_iter: int = 100, grad_tol: float = 1e-10,
           s: int | None = None, eps0: float | None = None, seed: int = 0, cg_tol: float = 1e-10, lr: float = 1.0,
-          record: Callable | None = None, on_step: Callable | None = None) -> SolverResult:
+          record: Callable | None = None, on_step: Callable | None = None,
+          sampler: SampledHessian | None = None) -> SolverResult:
     """Minimize the problem from ``x0`` with one of :data:`METHODS`; stops on ‖∇L‖ ≤ grad_tol (reason recorded).
 
     Approximate Newton samples ``s`` rows, or s = ⌈d log d / ε₀²⌉ for a target spectral accuracy ``eps0``
-    (:func:`overparam.solvers.sketch.samples_for`), or 4d when neither is given."""
+    (:func:`overparam.solvers.sketch.samples_for`), or 4d when neither is given; or pass your own ``sampler``."""
     method = choice("method", method, METHODS)
     if s is None and eps0 is not None:
         s = samples_for(eps0, problem.d)
     cache: dict[str, Any] = {}
     reg_gram = problem.A.gram(problem.w2) if method == "newton" else None
-    sampler = SampledHessian(problem, s or 4 * problem.d, seed) if method == "approx_newton" else None
+    if method == "approx_newton" and sampler is None:
+        sampler = SampledHessian(problem, s or 4 * problem.d, seed)
 
     def grad(ps):
         x = ps[0]
@@ -101,7 +108,6 @@ def solve(problem: Any, x0: torch.Tensor, method: str, *, max_iter: int = 100, g
             H = problem.hessian(x, st, reg_gram)
         elif method == "approx_newton":
             H = sampler(x, st)
-            cache["H_tilde"] = H
         else:
             return [-conjugate_gradient(lambda v: problem.hvp(x, v, st), g, cg_tol)]
         return [-torch.linalg.solve(H, g)]
@@ -110,6 +116,6 @@ def solve(problem: Any, x0: torch.Tensor, method: str, *, max_iter: int = 100, g
                    direction=direction, line_search=(method == "gd"), record=record, on_step=on_step)
     res.history["method"] = [method]
     res.x = res.x[0]
-    if sampler is not None:
+    if method == "approx_newton":
         res.history["s"] = [float(sampler.s)]
     return res

@@ -24,21 +24,31 @@ from ..validation import finite_array, positive, positive_int
 from .result import SolverResult
 
 
-def svt(X: torch.Tensor, t: float) -> tuple[torch.Tensor, int]:
-    """Singular-value soft-thresholding: the prox of t‖·‖_*; returns (X', rank of X')."""
+def _svt(X: torch.Tensor, t: float) -> tuple[torch.Tensor, int, float]:
+    """(X', rank of X', ‖X'‖_*) for singular-value soft-thresholding (the penalty comes free with the prox)."""
     U, s, Vh = torch.linalg.svd(X, full_matrices=False)
     s = (s - t).clamp_min(0.0)
     r = int((s > 0).sum())
-    return (U[:, :r] * s[:r]) @ Vh[:r], r
+    return (U[:, :r] * s[:r]) @ Vh[:r], r, float(s.sum())
 
 
-def psd_shift(S: torch.Tensor, t: float) -> tuple[torch.Tensor, int]:
-    """Eigenvalue shift-and-clip of the symmetric part: the prox of t·Tr + ι{⪰ 0}; returns (S', rank of S')."""
+def _psd_shift(S: torch.Tensor, t: float) -> tuple[torch.Tensor, int, float]:
+    """(S', rank of S', Tr S') for the eigenvalue shift-and-clip."""
     w, Q = torch.linalg.eigh(0.5 * (S + S.T))
     w = (w - t).clamp_min(0.0)
     keep = w > 0
     Qk = Q[:, keep]
-    return (Qk * w[keep]) @ Qk.T, int(keep.sum())
+    return (Qk * w[keep]) @ Qk.T, int(keep.sum()), float(w.sum())
+
+
+def svt(X: torch.Tensor, t: float) -> tuple[torch.Tensor, int]:
+    """Singular-value soft-thresholding: the prox of t‖·‖_*; returns (X', rank of X')."""
+    return _svt(X, t)[:2]
+
+
+def psd_shift(S: torch.Tensor, t: float) -> tuple[torch.Tensor, int]:
+    """Eigenvalue shift-and-clip of the symmetric part: the prox of t·Tr + ι{⪰ 0}; returns (S', rank of S')."""
+    return _psd_shift(S, t)[:2]
 
 
 def _op_norm(M: torch.Tensor, psd: bool) -> float:
@@ -70,19 +80,20 @@ def nuclear_least_squares(op: Any, y: torch.Tensor, lam: float, *, psd: bool = F
     if L is None:
         L = weight * op.norm_estimate() ** 2 * 1.01
     step = 1.0 / L
-    prox = psd_shift if psd else svt
+    prox = _psd_shift if psd else _svt
     Z, t_k = X.clone(), 1.0
     history: dict[str, list[float]] = {"step": [], "objective": [], "gap": [], "rank": []}
 
-    def objective(M: torch.Tensor) -> tuple[float, torch.Tensor]:
+    def objective(M: torch.Tensor, penalty: float) -> tuple[float, torch.Tensor]:
         res = op.forward(M) - y
-        return 0.5 * weight * float(res @ res) + lam * _penalty(M, psd), res
+        return 0.5 * weight * float(res @ res) + lam * penalty, res
 
-    P_prev, _ = objective(X)
+    P_prev, _ = objective(X, _penalty(X, psd))
     status, message, rank = "max_steps", f"reached max_iter = {max_iter}", 0
+
     def prox_step(M: torch.Tensor) -> tuple[torch.Tensor, int, float, torch.Tensor]:
-        Xn, rk = prox(M - step * weight * op.adjoint(op.forward(M) - y), step * lam)
-        Pn, rn = objective(Xn)
+        Xn, rk, pen = prox(M - step * weight * op.adjoint(op.forward(M) - y), step * lam)
+        Pn, rn = objective(Xn, pen)
         return Xn, rk, Pn, rn
 
     for it in range(1, max_iter + 1):
