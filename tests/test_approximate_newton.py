@@ -75,7 +75,12 @@ def test_path_diagnostics():
     xs = [torch.zeros(8, dtype=torch.float64) + 0.1 * k for k in range(3)]
     Hs = [prob.hessian(x) for x in xs]
     assert all(lambda_min(H) > 0 for H in Hs)
-    assert hessian_lipschitz(xs, Hs) >= 0
+    # known constant: H(x) = A + c(vᵀx)vvᵀ has ‖H(x) − H(x')‖ = c|vᵀ(x − x')|, so along v the estimate is exactly c
+    A = torch.diag(torch.arange(1.0, 4.0, dtype=torch.float64))
+    v = torch.tensor([1.0, 2.0, 2.0], dtype=torch.float64) / 3
+    c = 2.5
+    pts = [t * v for t in (0.0, 0.3, 1.1)] + [torch.tensor([0.5, -0.2, 0.1], dtype=torch.float64)]
+    assert hessian_lipschitz(pts, [A + c * float(v @ x) * torch.outer(v, v) for x in pts]) == pytest.approx(c, rel=1e-12)
     H = Hs[0]
     assert spectral_error(H, 1.1 * H) == pytest.approx(0.1, rel=1e-10)
     sampler = SampledHessian(prob, 200, seed=0)
