@@ -123,6 +123,62 @@ def test_redundancy_detector_on_hand_built_networks(act):
         assert find_redundancy(net, act).efficient
 
 
+def _zero_residual_hessian_zeros(net, n=200, seed=0):
+    """Hessian eigenvalues ≤ 1e-9·λ_max of the MSE at zero residual (targets = the network's own outputs)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, net[0].in_features, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        y = net(x)
+    names = [k for k, _ in net.named_parameters()]
+    ps = [p.detach() for p in net.parameters()]
+    sizes = [p.numel() for p in ps]
+
+    def f(t):
+        return mse(torch.func.functional_call(net, {k: c.view_as(p) for k, c, p in
+                                                    zip(names, torch.split(t, sizes), ps)}, (x,)), y)
+
+    ev = torch.linalg.eigvalsh(torch.func.hessian(f)(torch.cat([p.reshape(-1) for p in ps]))).abs()
+    return int((ev <= 1e-9 * ev.max()).sum())
+
+
+@pytest.mark.parametrize("act", [a for a in ACTIVATIONS if ACTIVATIONS[a].analytic])
+def test_redundancy_intersections_and_hessian_kernel(act):
+    """Where fibres meet (a dead copy of a live neuron, a dead constant neuron, a cancelling pair) the flat dimension
+    adds their directions; at zero residual it equals the number of zero Hessian eigenvalues."""
+    x = torch.randn(50, 2, dtype=torch.float64)
+    W, b, a = [[1.0, -0.5], [0.3, 0.8]], [0.2, -0.4], [1.5, -0.7]
+    cases = {
+        "dead copy": ((W + [[1.0, -0.5]], b + [0.2], a + [0.0]), ["dead", "duplicate"], 4),
+        "dead constant": ((W + [[0.0, 0.0]], b + [0.7], a + [0.0]), ["dead", "constant"], 4),
+        "cancelling pair": ((W + [[-0.6, 0.4], [-0.6, 0.4]], b + [0.5, 0.5], a + [0.8, -0.8]),
+                            ["duplicate", "cancelling"], 4),
+        "lone dead": ((W + [[0.4, 0.9]], b + [0.1], a + [0.0]), ["dead"], 3),
+        "constant": ((W + [[0.0, 0.0]], b + [0.7], a + [0.9]), ["constant"], 2),
+    }
+    for label, (params, kinds, flat) in cases.items():
+        net = _net(act, *params)
+        rep = find_redundancy(net, act)
+        assert sorted(r.kind for r in rep.redundancies) == sorted(kinds) and rep.flat_dimension == flat, (act, label)
+        with torch.no_grad():
+            torch.testing.assert_close(rep.reduced(x), net(x), rtol=1e-12, atol=1e-12)
+        assert rep.reduced[0].out_features == 2
+        assert _zero_residual_hessian_zeros(net) == flat, (act, label)
+
+
+def test_sin_shifted_neurons_merge():
+    """sin(z + kπ) = (−1)^k sin z: neurons shifted by kπ (also with flipped sign) realize one feature."""
+    x = torch.randn(50, 2, dtype=torch.float64)
+    W, b, a = [[1.0, -0.5], [0.3, 0.8]], [0.2, -0.4], [1.5, -0.7]
+    for w3, b3 in (([1.0, -0.5], 0.2 + math.pi), ([1.0, -0.5], 0.2 - 2 * math.pi), ([-1.0, 0.5], -0.2 + 3 * math.pi)):
+        net = _net("sin", W + [w3], b + [b3], a + [0.6])
+        rep = find_redundancy(net, "sin")
+        assert [r.kind for r in rep.redundancies] == ["shifted"] and rep.flat_dimension == 1
+        with torch.no_grad():
+            torch.testing.assert_close(rep.reduced(x), net(x), rtol=1e-12, atol=1e-12)
+    # tanh has no antiperiod: the same shift is no redundancy
+    assert find_redundancy(_net("tanh", W + [[1.0, -0.5]], b + [0.2 + math.pi], a + [0.6]), "tanh").efficient
+
+
 def test_redundancy_bad_inputs():
     with pytest.raises(ValueError, match="^model: expected"):
         find_redundancy(torch.nn.Linear(2, 1))

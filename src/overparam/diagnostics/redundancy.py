@@ -1,18 +1,27 @@
 """Efficient versus redundant neurons of a one-hidden-layer network N(x) = Σ_j a_j σ(w_jᵀx + b_j) + c.
 
-A parameter is redundant when the same function is realized with fewer neurons. Detected, within tolerances:
+A parameter is redundant when the same function is realized with fewer neurons. Neurons are grouped, within
+tolerances, into *classes* that realize one feature up to sign: (w_j, b_j) ≈ (w_i, b_i) (duplicate), ≈ −(w_i, b_i)
+for odd or sigmoid-type σ (flipped), or ≈ ±(w_i, b_i + kT) for σ with antiperiod T (shifted, sin: T = π). Each
+redundancy is reported with the dimension it adds to the flat manifold of parameters realizing the same function
+(the tangent directions that are exactly flat):
 
-| kind        | condition                                  | merge                                  | flat dimension |
-|-------------|--------------------------------------------|----------------------------------------|----------------|
-| dead        | a_j ≈ 0                                    | drop neuron j                           | d + 1 (w_j, b_j free) |
-| constant    | w_j ≈ 0                                    | c += a_j σ(b_j), drop j                 | 2 ((a_j, b_j) with c) |
-| duplicate   | (w_i, b_i) ≈ (w_j, b_j)                    | a_i += a_j, drop j                      | 1 (a_i + a_j fixed) |
-| flipped     | (w_i, b_i) ≈ −(w_j, b_j), σ odd            | a_i −= a_j, drop j                      | 1 |
-| flipped     | (w_i, b_i) ≈ −(w_j, b_j), σ sigmoid-type   | a_i −= a_j, c += a_j, drop j            | 1 |
+| kind        | condition                                          | merge                        | flat dimension |
+|-------------|----------------------------------------------------|------------------------------|----------------|
+| dead        | a_j ≈ 0                                            | drop neuron j                | d + 1 ((w_j, b_j) free) |
+| constant    | w_j ≈ 0                                            | c += a_j σ(b_j), drop j      | 2 ((a_j, b_j) with c); 1 if also dead |
+| duplicate   | (w_j, b_j) ≈ (w_i, b_i)                            | a_i += a_j, drop j           | 1 (a_i + a_j fixed) |
+| flipped     | (w_j, b_j) ≈ −(w_i, b_i), σ odd                    | a_i −= a_j, drop j           | 1 |
+| flipped     | (w_j, b_j) ≈ −(w_i, b_i), σ sigmoid-type           | a_i −= a_j, c += a_j, drop j | 1 |
+| shifted     | (w_j, b_j) ≈ ε(w_i, b_i + kT), σ(z + T) = −σ(z)    | a_i += ε(−1)^k a_j, drop j   | 1 |
+| cancelling  | a class whose signed output weights sum to ≈ 0     | drop the class               | d + 1 (its common (w, b) moves freely) |
 
-(softplus, GELU and ReLU: a flipped pair leaves a linear term no single neuron realizes; not a redundancy by itself.)
-The flat dimension is that of the manifold of parameters realizing the same function through the redundancy, the
-number of zero Hessian eigenvalues it forces at a critical point.
+A class of s neurons gives s − 1 entries of duplicate/flipped/shifted (its output weights are free but for their
+signed sum). Dead neurons join classes too: a dead copy of a live neuron lies where the dead fibre meets the
+duplicate line, and both add their directions. (softplus, GELU and ReLU: a flipped pair leaves a linear term no
+single neuron realizes; not a redundancy by itself. ReLU's positive homogeneity is not counted.)
+At a critical point these flat directions are zero eigenvalues of the Hessian; a non-generic point may have more
+(directions along which the loss grows at fourth order), never fewer.
 """
 
 from __future__ import annotations
@@ -50,10 +59,42 @@ def _activation_name(model: torch.nn.Module, activation: str | torch.nn.Module |
     raise ValueError(f"activation: {type(mod).__name__} is not in the registry ({', '.join(ACTIVATIONS)})")
 
 
+def _classes(wb: torch.Tensor, candidates: list[int], symmetry: str, antiperiod: float | None,
+             tol: float) -> list[list[tuple[int, int, bool, str]]]:
+    """Classes of neurons realizing one feature: lists of (j, sign, sigmoid_flip, kind) with the first entry the
+    representative (sign +1). Neuron j's feature is sign·σ(z_rep) (+1 − σ(z_rep) folded into c when sigmoid_flip)."""
+    classes: list[list[tuple[int, int, bool, str]]] = []
+    d = wb.shape[1] - 1
+    for j in candidates:
+        for cls in classes:
+            i = cls[0][0]
+            hit = None
+            for eps in ((1, -1) if symmetry in ("odd", "sigmoid") or antiperiod else (1,)):
+                if float((wb[j, :d] - eps * wb[i, :d]).norm()) > tol:
+                    continue
+                shift = eps * float(wb[j, d]) - float(wb[i, d])  # ε b_j − b_i = kT
+                k = round(shift / antiperiod) if antiperiod else 0
+                if abs(shift - k * (antiperiod or 0.0)) > tol:
+                    continue
+                if eps == -1 and symmetry not in ("odd", "sigmoid"):  # σ(−z) = ±σ(z) needs a sign symmetry
+                    continue
+                sign = eps * (-1) ** (k % 2) if symmetry == "odd" else eps
+                kind = "shifted" if k else ("duplicate" if eps == 1 else "flipped")
+                hit = (j, sign, symmetry == "sigmoid" and eps == -1, kind)
+                break
+            if hit:
+                cls.append(hit)
+                break
+        else:
+            classes.append([(j, 1, False, "")])
+    return classes
+
+
 def find_redundancy(model: torch.nn.Sequential, activation: str | torch.nn.Module | None = None,
                     tol: float = 1e-4) -> RedundancyReport:
     """Redundant neurons of ``nn.Sequential(nn.Linear(d, m), σ, nn.Linear(m, 1))`` (module docstring); ``tol`` is
-    relative to the largest |a_j| and the largest ‖(w_j, b_j)‖."""
+    relative to the largest |a_j| and the largest ‖(w_j, b_j)‖. The reduced network realizes the same function
+    with one neuron per class whose signed output weight is not ≈ 0."""
     if not (isinstance(model, torch.nn.Sequential) and len(model) == 3 and isinstance(model[0], torch.nn.Linear)
             and isinstance(model[2], torch.nn.Linear) and model[2].out_features == 1):
         raise ValueError("model: expected nn.Sequential(nn.Linear(d, m), activation, nn.Linear(m, 1))")
@@ -62,45 +103,34 @@ def find_redundancy(model: torch.nn.Sequential, activation: str | torch.nn.Modul
     W, b, a, c = get_params(model)
     m, d = W.shape
     wb = torch.cat([W, b[:, None]], 1)
-    a_scale = float(a.abs().max()) or 1.0
-    wb_scale = float(wb.norm(dim=1).max()) or 1.0
-    alive = list(range(m))
-    found: list[Redundancy] = []
-    a = a.clone()
-    for j in list(alive):
-        if abs(float(a[j])) <= tol * a_scale:
-            found.append(Redundancy("dead", (j,), d + 1))
-            alive.remove(j)
-    for j in list(alive):
-        if float(W[j].norm()) <= tol * wb_scale:
-            c += float(a[j] * act.fn(b[j]))
-            found.append(Redundancy("constant", (j,), 2))
-            alive.remove(j)
-    changed = True
-    while changed:
-        changed = False
-        for ii, i in enumerate(alive):
-            for j in alive[ii + 1:]:
-                if float((wb[i] - wb[j]).norm()) <= tol * wb_scale:
-                    a[i] += a[j]
-                    found.append(Redundancy("duplicate", (i, j), 1))
-                elif act.symmetry in ("odd", "sigmoid") and float((wb[i] + wb[j]).norm()) <= tol * wb_scale:
-                    a[i] -= a[j]
-                    if act.symmetry == "sigmoid":
-                        c += float(a[j])
-                    found.append(Redundancy("flipped", (i, j), 1))
-                else:
-                    continue
-                alive.remove(j)
-                changed = True
-                break
-            if changed:
-                break
-    reduced = shallow_net(d, max(len(alive), 1), name, W.dtype)
-    if alive:
-        set_params(reduced, W[alive], b[alive], a[alive], c)
+    a_tol = tol * (float(a.abs().max()) or 1.0)
+    wb_tol = tol * (float(wb.norm(dim=1).max()) or 1.0)
+    dead = {j for j in range(m) if abs(float(a[j])) <= a_tol}
+    found = [Redundancy("dead", (j,), d + 1) for j in sorted(dead)]
+    constant = [j for j in range(m) if float(W[j].norm()) <= wb_tol]
+    for j in constant:
+        c += float(a[j] * act.fn(b[j]))
+        found.append(Redundancy("constant", (j,), 1 if j in dead else 2))
+    kept, weights = [], []
+    for cls in _classes(wb, [j for j in range(m) if j not in constant], act.symmetry, act.antiperiod, wb_tol):
+        rep = cls[0][0]
+        total = 0.0
+        for j, sign, sigmoid_flip, kind in cls:
+            total += sign * float(a[j])
+            if sigmoid_flip:  # a_j σ(−z) = a_j − a_j σ(z)
+                c += float(a[j])
+            if kind:
+                found.append(Redundancy(kind, (rep, j), 1))
+        if abs(total) > a_tol:
+            kept.append(rep)
+            weights.append(total)
+        elif any(j not in dead for j, *_ in cls):
+            found.append(Redundancy("cancelling", tuple(j for j, *_ in cls), d + 1))
+    reduced = shallow_net(d, max(len(kept), 1), name, W.dtype)
+    if kept:
+        set_params(reduced, W[kept], b[kept], torch.tensor(weights, dtype=W.dtype), c)
     else:  # the function is a constant
         set_params(reduced, torch.zeros(1, d, dtype=W.dtype), torch.zeros(1, dtype=W.dtype),
                    torch.zeros(1, dtype=W.dtype), c)
     flat = sum(r.flat_dimension for r in found)
-    return RedundancyReport(found, reduced, flat, not found, alive)
+    return RedundancyReport(found, reduced, flat, not found, kept)

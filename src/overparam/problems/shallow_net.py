@@ -7,6 +7,8 @@ The activation registry names each σ with its symmetry, which decides when two 
 - ``sigmoid``: σ(−z) = 1 − σ(z): a_iσ(z) + a_jσ(−z) = (a_i − a_j)σ(z) + a_j (a_j joins c);
 - ``linear_odd_part``: σ(z) − σ(−z) = z (softplus, GELU, ReLU): a flipped pair leaves a linear term, which one
   neuron cannot realize, so a single flipped pair is not a redundancy;
+- ``antiperiod``: σ(z + T) = −σ(z) (sin, T = π), so neurons whose (w, b) agree up to sign and a shift of b by a
+  multiple of T are merged too: a neuron with z_j = ε(z_i + kT) contributes ε(−1)^k a_j σ(z_i);
 - ReLU is the non-analytic contrast (positively homogeneous: (w, b, a) ~ (t w, t b, a/t) is a flat direction of every
   neuron).
 
@@ -32,6 +34,7 @@ class Activation:
     symmetry: str  # 'odd', 'sigmoid', 'linear_odd_part'
     analytic: bool
     module: Callable[[], torch.nn.Module]
+    antiperiod: float | None = None  # T with σ(z + T) = −σ(z), if any
 
 
 class _Sin(torch.nn.Module):
@@ -41,7 +44,7 @@ class _Sin(torch.nn.Module):
 
 ACTIVATIONS: dict[str, Activation] = {
     "tanh": Activation("tanh", torch.tanh, "odd", True, torch.nn.Tanh),
-    "sin": Activation("sin", torch.sin, "odd", True, _Sin),
+    "sin": Activation("sin", torch.sin, "odd", True, _Sin, antiperiod=math.pi),
     "sigmoid": Activation("sigmoid", torch.sigmoid, "sigmoid", True, torch.nn.Sigmoid),
     "softplus": Activation("softplus", torch.nn.functional.softplus, "linear_odd_part", True, torch.nn.Softplus),
     "gelu": Activation("gelu", torch.nn.functional.gelu, "linear_odd_part", True, torch.nn.GELU),
