@@ -144,7 +144,8 @@ def _zero_residual_hessian_zeros(net, n=200, seed=0):
 @pytest.mark.parametrize("act", [a for a in ACTIVATIONS if ACTIVATIONS[a].analytic])
 def test_redundancy_intersections_and_hessian_kernel(act):
     """Where fibres meet (a dead copy of a live neuron, a dead constant neuron, a cancelling pair) the flat dimension
-    adds their directions; at zero residual it equals the number of zero Hessian eigenvalues."""
+    adds their directions; at zero residual the Hessian has exactly ``zero_residual_kernel`` zero eigenvalues, which
+    is the flat dimension but for live copies (whose (w, b) differences are degenerate to first order)."""
     x = torch.randn(50, 2, dtype=torch.float64)
     W, b, a = [[1.0, -0.5], [0.3, 0.8]], [0.2, -0.4], [1.5, -0.7]
     cases = {
@@ -154,6 +155,7 @@ def test_redundancy_intersections_and_hessian_kernel(act):
                             ["duplicate", "cancelling"], 4),
         "lone dead": ((W + [[0.4, 0.9]], b + [0.1], a + [0.0]), ["dead"], 3),
         "constant": ((W + [[0.0, 0.0]], b + [0.7], a + [0.9]), ["constant"], 2),
+        "live copy": ((W + [[1.0, -0.5]], b + [0.2], a + [0.4]), ["duplicate"], 1),
     }
     for label, (params, kinds, flat) in cases.items():
         net = _net(act, *params)
@@ -162,7 +164,9 @@ def test_redundancy_intersections_and_hessian_kernel(act):
         with torch.no_grad():
             torch.testing.assert_close(rep.reduced(x), net(x), rtol=1e-12, atol=1e-12)
         assert rep.reduced[0].out_features == 2
-        assert _zero_residual_hessian_zeros(net) == flat, (act, label)
+        first_order = 3 if label == "live copy" else 0  # (s − 1)(d + 1) with s = 2 live copies, d = 2
+        assert rep.zero_residual_kernel == flat + first_order, (act, label)
+        assert _zero_residual_hessian_zeros(net) == rep.zero_residual_kernel, (act, label)
 
 
 def test_sin_shifted_neurons_merge():
@@ -193,5 +197,7 @@ def test_study_at_test_scale(tmp_path):
     assert all(v.passed for v in out.verdicts), [v for v in out.verdicts if not v.passed]
     eff = [v for v in out.verdicts if v.claim.startswith("efficient minimizers")][0]
     assert "efficient per activation" in eff.detail
+    wide = [v for v in out.verdicts if v.claim.startswith("trained students wider")][0]
+    assert "3/3→3" in wide.detail  # dead neurons of trained wider students: flat dimension d + 1 = 3, seen as zeros
     for name in ("lambda_min_distribution", "relu_contrast", "hessian_spectra", "newton_in_ball"):
         assert (tmp_path / "figures" / "convex-neighborhoods" / f"{name}.png").is_file()

@@ -21,7 +21,10 @@ signed sum). Dead neurons join classes too: a dead copy of a live neuron lies wh
 duplicate line, and both add their directions. (softplus, GELU and ReLU: a flipped pair leaves a linear term no
 single neuron realizes; not a redundancy by itself. ReLU's positive homogeneity is not counted.)
 At a critical point these flat directions are zero eigenvalues of the Hessian; a non-generic point may have more
-(directions along which the loss grows at fourth order), never fewer.
+(directions along which the loss grows at fourth order), never fewer. One such case is predicted: at zero residual
+(an interpolating minimizer) the Hessian of the mean squared error is (2/n)JᵀJ, and in a class of s live neurons whose
+output weights do not cancel, moving the members' (w, b) by δ_j with Σ_j a_j δ_j = 0 keeps the function to first
+order: (s − 1)(d + 1) more zero eigenvalues (``zero_residual_kernel`` = flat dimension + these).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class RedundancyReport:
     flat_dimension: int
     efficient: bool
     kept: list[int] = field(default_factory=list)
+    #: predicted number of zero Hessian eigenvalues if the residual is zero (flat dimension + first-order directions)
+    zero_residual_kernel: int = 0
 
 
 def _activation_name(model: torch.nn.Module, activation: str | torch.nn.Module | None) -> str:
@@ -111,7 +116,7 @@ def find_redundancy(model: torch.nn.Sequential, activation: str | torch.nn.Modul
     for j in constant:
         c += float(a[j] * act.fn(b[j]))
         found.append(Redundancy("constant", (j,), 1 if j in dead else 2))
-    kept, weights = [], []
+    kept, weights, first_order = [], [], 0
     for cls in _classes(wb, [j for j in range(m) if j not in constant], act.symmetry, act.antiperiod, wb_tol):
         rep = cls[0][0]
         total = 0.0
@@ -124,6 +129,7 @@ def find_redundancy(model: torch.nn.Sequential, activation: str | torch.nn.Modul
         if abs(total) > a_tol:
             kept.append(rep)
             weights.append(total)
+            first_order += (sum(j not in dead for j, *_ in cls) - 1) * (d + 1)
         elif any(j not in dead for j, *_ in cls):
             found.append(Redundancy("cancelling", tuple(j for j, *_ in cls), d + 1))
     reduced = shallow_net(d, max(len(kept), 1), name, W.dtype)
@@ -133,4 +139,4 @@ def find_redundancy(model: torch.nn.Sequential, activation: str | torch.nn.Modul
         set_params(reduced, torch.zeros(1, d, dtype=W.dtype), torch.zeros(1, dtype=W.dtype),
                    torch.zeros(1, dtype=W.dtype), c)
     flat = sum(r.flat_dimension for r in found)
-    return RedundancyReport(found, reduced, flat, not found, kept)
+    return RedundancyReport(found, reduced, flat, not found, kept, flat + first_order)

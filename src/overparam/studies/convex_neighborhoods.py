@@ -1,17 +1,29 @@
 """Study ``convex-neighborhoods`` (Benning & Dereich 2025): efficient minimizers of shallow analytic networks have
 positive definite Hessians; redundant ones sit on flat continua.
 
-Each point of the sweep is a batch of B independent random problems (Gaussian inputs, random teacher + random smooth
-function + noise) for one activation, a student of width m trained by full-batch Adam and polished by damped Newton
-(all B at once) until ‖∇L‖ ≤ 1e-10. Each converged critical point with λ_min ≥ 0 is classified: *escaping* (some
-parameter above ``BOUND`` in magnitude: a neuron saturating or two cancelling towards infinity, whose infimum is not
-attained), *redundant* (:func:`overparam.diagnostics.find_redundancy`) or *efficient*; its λ_min/λ_max is recorded.
+Each point of the sweep is a batch of B independent random problems for one activation, students of width m trained
+by full-batch Adam and polished by damped Newton (all B at once) until ‖∇L‖ ≤ 1e-10. Each converged critical point
+with λ_min ≥ 0 is classified: *escaping* (some parameter above ``BOUND`` in magnitude: a neuron saturating or two
+cancelling towards infinity, whose infimum is not attained), *saturated* (a neuron whose slope σ' is below
+``SATURATED`` at every data point: numerically constant on the data, on its way to infinity), *redundant* (:func:`overparam.diagnostics.find_redundancy`)
+or *efficient*; its λ_min/λ_max is recorded. Two kinds of batch:
 
-The first batch of each analytic activation (``cases`` in its parameters) also
+- ``part='minimizers'``: "almost every problem" — targets are a random teacher of width 3 plus a random smooth
+  function plus noise. Students of widths 2 and 3 (width 2 finds finite minimizers 1.5–5× as often; softplus students
+  of width 3 mostly escape towards exponential features a·e^{wᵀx+b}, b → −∞). The positive-definite verdict is
+  taken over the efficient minimizers of these batches.
+- ``part='wider'``: students wider than needed — noiseless targets of a random teacher of width m* and students of
+  width m* + 1, whose global minimizers all realize the teacher with a neuron to spare (dead, constant, a copy). For
+  every redundant minimizer found, the number of Hessian eigenvalues below 1e-9·λ_max is held against the flat
+  dimension ``find_redundancy`` predicts. (Realizable targets are a null set of problems, so efficient minimizers of
+  these batches are not counted in the positive-definite verdict; the claim about redundant ones holds for every
+  problem.)
+
+The first ``minimizers`` batch of each analytic activation (``cases`` in its parameters) also
 
 - makes its best-conditioned efficient minimizers redundant by construction — a neuron split into two copies (and, for
-  odd σ, into a sign-flipped pair) — critical points realizing the same function; the number of Hessian eigenvalues
-  below 1e-9·λ_max is held against the flat dimension ``find_redundancy`` predicts;
+  odd σ, into a sign-flipped pair) — critical points with non-zero residual realizing the same function; their zero
+  eigenvalues are held against the predicted flat dimension too;
 - runs Newton from a point at half the certified radius μ/(2M) of one efficient minimizer
   (:func:`overparam.diagnostics.certify`) and measures the order of convergence.
 
@@ -39,21 +51,30 @@ ANALYTIC = ("tanh", "sigmoid", "softplus", "gelu", "sin")
 BOUND = 15.0  # parameters beyond this magnitude count as escaping to infinity
 PD_REL = 1e3 * torch.finfo(torch.float64).eps  # λ_min/λ_max above this: positive definite to working precision
 ZERO_REL = 1e-9  # |λ|/λ_max below this: a zero eigenvalue
+# a neuron whose slope max_i |σ'(w_jᵀx_i + b_j)| is below this is numerically constant on the data (measured: at
+# finite efficient minimizers the smallest neuron slope is ≥ 0.2; saturated ones sit near 1e-6 and drift to infinity)
+SATURATED = 1e-4
 
 SCALES = {
-    "test": dict(d=2, m=3, n=48, B=24, batches=1, adam=800, newton=60, red_cases=3),
-    # batches per activation: converged finite minimizers per batch of 100 differ (≈ 55 tanh, 52 sin, 44 gelu,
-    # 28 sigmoid, 5 softplus, whose runs mostly escape to infinity), so the counts aim at ≥ 200 where that is affordable
-    "quick": dict(d=2, m=3, n=64, B=100, batches=dict(tanh=4, sin=4, gelu=5, sigmoid=8, softplus=8), adam=2000,
-                  newton=100, red_cases=10),
-    "paper": dict(d=3, m=4, n=128, B=200, batches=10, adam=4000, newton=200, red_cases=50),
+    # batches: {activation: {student width m: number of batches}}; the first batch listed carries the constructions
+    "test": dict(d=2, n=48, B=24, batches={a: {2: 1} for a in ANALYTIC} | {"relu": {2: 1}}, wider=(1,),
+                 adam=800, newton=60, red_cases=3),
+    # finite minimizers per batch of 100 (measured): width 2 ≈ 80 tanh, 77 sin, 69 gelu, 61 sigmoid, 25 softplus;
+    # width 3 ≈ 55, 55, 45, 26, 5 — the counts aim at ≥ 300 efficient minimizers per analytic activation
+    "quick": dict(d=2, n=64, B=100, batches=dict(tanh={2: 2, 3: 3}, sin={2: 2, 3: 3}, gelu={2: 3, 3: 3},
+                                                 sigmoid={2: 4, 3: 2}, softplus={2: 13, 3: 1}, relu={3: 1}),
+                  wider=(1, 2), adam=2000, newton=100, red_cases=10),
+    "paper": dict(d=3, n=128, B=200, batches={a: {3: 10, 4: 10} for a in ANALYTIC} | {"relu": {4: 2}},
+                  wider=(1, 2, 3), adam=4000, newton=200, red_cases=50),
 }
 
 
-def train_batch(act: str, d: int, m: int, n: int, B: int, seed: int, adam_steps: int, newton_steps: int):
-    """B random problems and their students; returns (X, y, θ, ‖∇L_b‖, Hessians)."""
+def train_batch(act: str, d: int, m: int, n: int, B: int, seed: int, adam_steps: int, newton_steps: int,
+                m_star: int = 3, noise: float = 0.1, smooth: float = 0.3):
+    """B random problems (:func:`~overparam.problems.shallow_net.random_problem` with a teacher of width m*) and
+    their students of width m; returns (X (B, n, d), y (B, n), θ (B, P), ‖∇L_b‖ (B,), Hessians (B, P, P))."""
     g = torch.Generator().manual_seed(seed)
-    data = [random_problem(d, n, 3, act, g) for _ in range(B)]
+    data = [random_problem(d, n, m_star, act, g, smooth=smooth, noise=noise) for _ in range(B)]
     X, y = torch.stack([a for a, _ in data]), torch.stack([b for _, b in data])
     th0 = torch.cat([torch.randn(B, m * d, generator=g, dtype=torch.float64) / math.sqrt(d),
                      0.1 * torch.randn(B, m, generator=g, dtype=torch.float64),
@@ -65,6 +86,14 @@ def train_batch(act: str, d: int, m: int, n: int, B: int, seed: int, adam_steps:
     theta = batched_damped_newton(losses, theta, hess, max_steps=newton_steps).x
     grads = torch.vmap(torch.func.grad(lambda t, x, yy: single_loss(t, x, yy, m, act)))(theta, X, y)
     return X, y, theta, grads.norm(dim=-1), hess(theta)
+
+
+def neuron_slopes(theta: torch.Tensor, X: torch.Tensor, m: int, act: str) -> torch.Tensor:
+    """max_i |σ'(w_jᵀx_i + b_j)| for each neuron j: (m,) from flat parameters θ (P,) and inputs X (n, d)."""
+    W, b, _, _ = unpack(theta.detach(), X.shape[-1], m)
+    z = (X @ W.T + b).requires_grad_(True)
+    (slope,) = torch.autograd.grad(ACTIVATIONS[act].fn(z).sum(), z)
+    return slope.abs().amax(0)
 
 
 def split_neuron(theta: torch.Tensor, d: int, m: int, flipped: bool) -> torch.Tensor:
@@ -86,27 +115,36 @@ class ConvexNeighborhoods(Study):
     claim = ("For shallow networks with analytic activations, efficient minimizers have positive definite Hessians "
              "(strongly convex neighbourhoods, where Newton converges quadratically); redundant minimizers lie on flat "
              "continua with as many zero Hessian eigenvalues as their redundancy implies.")
-    version = "1"
+    version = "2"
 
     def points(self, scale: str) -> list[dict]:
         c = SCALES[scale]
-        common = dict(d=c["d"], m=c["m"], n=c["n"], adam=c["adam"], newton=c["newton"])
-
-        def batches(a: str) -> int:
-            return 1 if a == "relu" else (c["batches"][a] if isinstance(c["batches"], dict) else c["batches"])
-
-        # the first batch of each analytic activation also carries the redundant constructions and the Newton run
-        return [dict(common, part="minimizers", activation=a, B=c["B"], seed=1000 * i + k,
-                     **({"cases": c["red_cases"]} if k == 0 and a in ANALYTIC else {}))
-                for i, a in enumerate(ANALYTIC + ("relu",)) for k in range(batches(a))]
+        common = dict(d=c["d"], n=c["n"], B=c["B"], adam=c["adam"], newton=c["newton"])
+        pts = []
+        for i, (act, widths) in enumerate(c["batches"].items()):
+            first = act in ANALYTIC
+            for m, count in widths.items():
+                for k in range(count):
+                    # the first batch of each analytic activation also carries the constructions and the Newton run
+                    pts.append(dict(common, part="minimizers", activation=act, m=m, seed=1000 * i + 100 * m + k,
+                                    **({"cases": c["red_cases"]} if first else {})))
+                    first = False
+        for i, act in enumerate(ANALYTIC):
+            for m_star in c["wider"]:
+                pts.append(dict(common, part="wider", activation=act, m=m_star + 1, m_star=m_star,
+                                seed=50_000 + 1000 * i + m_star))
+        return pts
 
     def run(self, point: dict) -> dict:
         p = point
         act, d, m = p["activation"], p["d"], p["m"]
-        X, y, theta, gnorm, H = train_batch(act, d, m, p["n"], p["B"], p["seed"], p["adam"], p["newton"])
+        realizable = dict(m_star=p["m_star"], noise=0.0, smooth=0.0) if p["part"] == "wider" else {}
+        X, y, theta, gnorm, H = train_batch(act, d, m, p["n"], p["B"], p["seed"], p["adam"], p["newton"],
+                                            **realizable)
         ev = torch.linalg.eigvalsh(H)
         rel = (ev[:, 0] / ev[:, -1]).tolist()
-        kinds = []
+        kinds, zeros, flats, predicted = [], [], [], []
+        residual = batched_losses(theta, X, y, m, act).sqrt()
         for b in range(p["B"]):
             if float(gnorm[b]) > 1e-10:
                 kinds.append("not_converged")
@@ -114,10 +152,22 @@ class ConvexNeighborhoods(Study):
                 kinds.append("saddle")
             elif float(theta[b].abs().max()) > BOUND:
                 kinds.append("escaping")
+            elif float(neuron_slopes(theta[b], X[b], m, act).min()) <= SATURATED:
+                kinds.append("saturated")
             else:
-                kinds.append("efficient" if find_redundancy(to_module(theta[b], d, m, act), act).efficient
-                             else "redundant")
-        out = {"kind": kinds, "rel_lambda_min": rel}
+                rep = find_redundancy(to_module(theta[b], d, m, act), act)
+                kinds.append("efficient" if rep.efficient else "redundant")
+                if not rep.efficient:
+                    zeros.append(self._zero_count(ev[b]))
+                    flats.append(rep.flat_dimension)
+                    # at zero residual (to the Hessian's resolution) live copies add first-order directions
+                    interpolating = float(residual[b]) <= ZERO_REL * float(ev[b, -1])
+                    predicted.append(rep.zero_residual_kernel if interpolating else rep.flat_dimension)
+        out = {"kind": kinds, "rel_lambda_min": rel, "trained_zero_count": zeros, "trained_flat_dimension": flats,
+               "trained_predicted_zeros": predicted}
+        if p["part"] == "wider" and zeros:  # the spectrum of one trained redundant minimizer, for the figure
+            b = kinds.index("redundant")
+            out["spectrum_trained_redundant"] = ev[b].tolist()
         if not p.get("cases"):
             return out
         # redundant constructions and Newton inside the certified ball, from the best-conditioned efficient minimizers
@@ -129,7 +179,7 @@ class ConvexNeighborhoods(Study):
                 th2 = split_neuron(theta[b], d, m, flipped)
                 H2 = torch.func.hessian(lambda t: single_loss(t, X[b], y[b], m + 1, act))(th2)
                 ev2 = torch.linalg.eigvalsh(0.5 * (H2 + H2.T))
-                counts.append(int((ev2.abs() <= ZERO_REL * ev2.abs().max()).sum()))
+                counts.append(self._zero_count(ev2))
                 predicted.append(find_redundancy(to_module(th2, d, m + 1, act), act).flat_dimension)
                 spectra.setdefault("redundant", ev2.tolist())
             spectra.setdefault("efficient", ev[b].tolist())
@@ -149,6 +199,11 @@ class ConvexNeighborhoods(Study):
             out.update(newton_err=errs, radius=cert.radius, mu=cert.mu, M=cert.hessian_lipschitz,
                        ball_check=float(cert.ball_check_passed), order=self._order(errs))
         return out
+
+    @staticmethod
+    def _zero_count(eigenvalues: torch.Tensor) -> int:
+        """Eigenvalues with |λ| ≤ ZERO_REL·max|λ|."""
+        return int((eigenvalues.abs() <= ZERO_REL * eigenvalues.abs().max()).sum())
 
     @staticmethod
     def _order(errs: list[float]) -> float:
@@ -180,7 +235,7 @@ class ConvexNeighborhoods(Study):
         out = []
         mins = self._minimizers(results)
         ana = mins[mins["activation"].isin(ANALYTIC)]
-        eff = ana[ana["kind"] == "efficient"]
+        eff = ana[(ana["kind"] == "efficient") & (ana["part"] == "minimizers")]
         frac = float((eff["rel"] > PD_REL).mean()) if len(eff) else float("nan")
         counts = ana["kind"].value_counts().to_dict()
         per = ", ".join(f"{a}: {int((eff['activation'] == a).sum())}" for a in ANALYTIC)
@@ -196,6 +251,17 @@ class ConvexNeighborhoods(Study):
                                 f"dimension of their redundancy: fraction of {len(zc)} constructions that match",
                                 match, 1.0, "= predicted", len(zc) > 0 and match == 1.0,
                                 f"zero counts seen: {sorted(set(zc))}, predicted: {sorted(set(fd))}"))
+        ana_rows = results[results["activation"].isin(ANALYTIC)]
+        tz, tf, tp = ([v for col in ana_rows[key] for v in col] for key in
+                      ("trained_zero_count", "trained_flat_dimension", "trained_predicted_zeros"))
+        tmatch = float(np.mean([a == b for a, b in zip(tz, tp)])) if tz else float("nan")
+        pairs = pd.Series([f"{f}/{p}→{z}" for z, f, p in zip(tz, tf, tp)]).value_counts().to_dict() if tz else {}
+        out.append(self.verdict(f"trained students wider than needed: redundant minimizers have as many zero Hessian "
+                                f"eigenvalues (|λ| ≤ {ZERO_REL:.0e}·λ_max) as predicted from their redundancy: "
+                                f"fraction of {len(tz)} that match", tmatch, 1.0, "≥ 0.98, none below the flat dimension",
+                                len(tz) > 0 and tmatch >= 0.98 and all(z >= f for z, f in zip(tz, tf)),
+                                "flat dimension / predicted zeros (with first-order directions at zero residual) → "
+                                "zero eigenvalues seen (count): " + ", ".join(f"{k} ({v})" for k, v in pairs.items())))
         orders = red["order"].dropna() if "order" in red else pd.Series(dtype=float)
         worst = float(orders.min()) if len(orders) else float("nan")
         out.append(self.verdict("Newton from inside the certified ball μ/(2M) converges quadratically: smallest "
@@ -211,11 +277,14 @@ class ConvexNeighborhoods(Study):
         if len(mins):
             fig, ax = new_figure(width=6)
             bins = np.linspace(-17, 0, 35)
-            for kind, color in (("efficient", "C0"), ("redundant", "C3"), ("escaping", "C1")):
-                sub = mins[(mins["kind"] == kind) & mins["activation"].isin(ANALYTIC)]
+            ana = mins[mins["activation"].isin(ANALYTIC)]
+            for kind, part, color, label in (("efficient", "minimizers", "C0", "efficient"),
+                                             ("redundant", None, "C3", "redundant, trained"),
+                                             ("escaping", "minimizers", "C1", "escaping")):
+                sub = ana[(ana["kind"] == kind) & ((ana["part"] == part) if part else True)]
                 if len(sub):
                     ax.hist(np.log10(np.clip(sub["rel"].abs(), 1e-17, None)), bins=bins, alpha=0.5, color=color,
-                            label=f"{kind} ({len(sub)})")
+                            label=f"{label} ({len(sub)})")
             red = self._constructions(results)
             if len(red):
                 zeros = []
@@ -240,8 +309,16 @@ class ConvexNeighborhoods(Study):
         if len(red):
             row = red[red["spectrum_redundant"].apply(len) > 0].iloc[0]
             fig, ax = new_figure()
-            for key, label in (("spectrum_efficient", "efficient (width m)"), ("spectrum_redundant", "split (m + 1)")):
-                s = np.sort(np.abs(np.asarray(row[key])))
+            spectra = [(row["spectrum_efficient"], f"efficient (width {row['m']})"),
+                       (row["spectrum_redundant"], f"split (width {row['m'] + 1})")]
+            if "spectrum_trained_redundant" in results:
+                wide = results[(results["activation"] == row["activation"])
+                               & results["spectrum_trained_redundant"].apply(lambda v: isinstance(v, list))]
+                if len(wide):
+                    spectra.append((wide.iloc[0]["spectrum_trained_redundant"],
+                                    f"trained redundant (width {wide.iloc[0]['m']})"))
+            for values, label in spectra:
+                s = np.sort(np.abs(np.asarray(values)))
                 ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, 1e-18), "o-", ms=4, label=label)
             ax.set(xlabel="index", ylabel="|eigenvalue|", title=f"Hessian spectra ({row['activation']})")
             ax.legend(fontsize=7)
