@@ -9,8 +9,9 @@
 - :func:`spectral_density`: stochastic Lanczos quadrature (Ubaru, Chen, Saad 2017): Gaussian-broadened density from
   ``n_probe`` Rademacher probes and ``n_steps`` Lanczos steps each;
 - :func:`certify`: μ = λ_min, L = λ_max, condition number, an estimate of the Hessian's Lipschitz constant M near the
-  point (max over random directions u, ‖u‖ = 1, of ‖H(θ + δu) − H(θ)‖_op/δ), the radius μ/(2M) of the ball on which the
-  loss is μ/2-strongly convex (since λ_min(H(θ')) ≥ μ − M‖θ' − θ‖), and a check of that by sampling points in the ball.
+  point (secants ‖H(θ') − H(θ)‖_op/‖θ' − θ‖ over random directions and the direction that lowers λ_min fastest, refined
+  at the certified radius), the radius μ/(2M) of the ball on which the loss is μ/2-strongly convex (since
+  λ_min(H(θ')) ≥ μ − M‖θ' − θ‖), and a check of that by sampling points in the ball.
 """
 
 from __future__ import annotations
@@ -193,14 +194,41 @@ class Certificate:
     notes: list[str] = field(default_factory=list)
 
 
+def _lambda_min_and_vector(op: HessianOperator, dense: torch.Tensor | None, tol: float,
+                           seed: int) -> tuple[float, torch.Tensor]:
+    """λ_min(H) and a unit eigenvector: dense ``eigh`` when ``dense`` is given, else ARPACK on H v."""
+    if dense is not None:
+        ev, vec = torch.linalg.eigh(dense)
+        return float(ev[0]), vec[:, 0]
+    from scipy.sparse.linalg import eigsh
+    v0 = np.random.default_rng(seed).standard_normal(op.dim)
+    ev, vec = eigsh(op.to_scipy(), k=1, which="SA", tol=tol, v0=v0)
+    return float(ev[0]), torch.from_numpy(vec[:, 0]).to(op.dtype).to(op.device)
+
+
+def lambda_min_gradient(op: HessianOperator, v: torch.Tensor, eps: float) -> torch.Tensor:
+    """∇_θ (vᵀ H(θ) v) = D³L(θ)[v, v, ·] by a central difference of gradients,
+    (∇L(θ + εv) + ∇L(θ − εv) − 2∇L(θ)) / ε²: for a simple eigenvalue λ_min with unit eigenvector v, the gradient of
+    λ_min(θ); its opposite is the direction in which strong convexity is lost fastest."""
+    theta = op.flat_params()
+    return (op.at(theta + eps * v).gradient() + op.at(theta - eps * v).gradient() - 2 * op.gradient()) / eps ** 2
+
+
 def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
             param_filter: Callable | None = None, batch_size: int | None = None, dense_limit: int = 2000,
-            n_directions: int = 8, delta: float | None = None, n_ball: int = 8, seed: int = 0,
+            n_directions: int = 8, delta: float | None = None, n_ball: int = 8, refine: int = 3, seed: int = 0,
             eig_tol: float = 1e-10) -> Certificate:
     """Strong-convexity certificate at the model's current parameters (module docstring). Dense eigenvalues when the
-    model has ≤ ``dense_limit`` parameters, Lanczos extremes otherwise."""
+    model has ≤ ``dense_limit`` parameters, Lanczos extremes otherwise.
+
+    M is estimated as the largest ‖H(θ + δu) − H(θ)‖₂/δ over ``n_directions`` random unit u and the direction
+    u* = −∇λ_min(θ)/‖∇λ_min(θ)‖ (:func:`lambda_min_gradient`), then refined for up to ``refine`` rounds by the secants
+    ‖H(θ') − H(θ)‖₂/r at points θ' = θ + r·u on the sphere of the current radius r = μ/(2M) (u* and ``n_ball`` random
+    u): M grows to the largest secant seen, r shrinks, until no secant exceeds M. It remains an estimate from samples,
+    not a bound. The ball check evaluates λ_min at those sphere points and at ``n_ball`` uniform points inside."""
     H = HessianOperator(model, loss_fn, inputs, targets, param_filter, batch_size)
     rng = np.random.default_rng(seed)
+    power_rng = np.random.default_rng(seed + 1)  # power iterations draw apart: both paths sample the same points
     theta = H.flat_params()
     small = H.dim <= dense_limit
 
@@ -211,33 +239,50 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
         ex = extreme_eigenvalues(op, k=1, tol=eig_tol, seed=seed)
         return float(ex["smallest"][0]), float(ex["largest"][0]), np.r_[ex["smallest"], ex["largest"]]
 
+    def unit() -> torch.Tensor:
+        u = torch.from_numpy(rng.standard_normal(H.dim)).to(H.dtype).to(H.device)
+        return u / u.norm()
+
+    def secant(u: torch.Tensor, dist: float) -> tuple[float, HessianOperator]:
+        """‖H(θ + dist·u) − H(θ)‖₂ / dist (dense, or power iteration on the difference) and the operator there."""
+        Hu = H.at(theta + dist * u)
+        if small:
+            return float(torch.linalg.matrix_norm(Hu.dense() - Hd, ord=2)) / dist, Hu
+        w = torch.from_numpy(power_rng.standard_normal(H.dim)).to(H.dtype).to(H.device)
+        diff = 0.0
+        for _ in range(30):
+            w = Hu.matvec(w) - H.matvec(w)
+            diff = float(w.norm())
+            w /= max(diff, 1e-300)
+        return diff / dist, Hu
+
     Hd = H.dense() if small else None  # the dense Hessian at θ, once
     mu, L, ev = extremes(H, Hd)
     scale = float(theta.norm()) or 1.0
     delta = delta or 1e-4 * scale
-    M = 0.0
-    for _ in range(positive_int("n_directions", n_directions)):
-        u = torch.from_numpy(rng.standard_normal(H.dim)).to(H.dtype).to(H.device)
-        u /= u.norm()
-        Hu = H.at(theta + delta * u)
-        if small:
-            diff = float(torch.linalg.matrix_norm(Hu.dense() - Hd, ord=2))
-        else:  # ‖H(θ+δu) − H(θ)‖ by power iteration on the difference
-            w = torch.from_numpy(rng.standard_normal(H.dim)).to(H.dtype).to(H.device)
-            for _ in range(20):
-                w = Hu.matvec(w) - H.matvec(w)
-                diff = float(w.norm())
-                w /= max(diff, 1e-300)
-        M = max(M, diff / delta)
+    directions = [unit() for _ in range(positive_int("n_directions", n_directions))]
+    if mu > 0:
+        _, vmin = _lambda_min_and_vector(H, Hd, eig_tol, seed)
+        g3 = lambda_min_gradient(H, vmin, 1e-3 * scale)
+        if float(g3.norm()) > 0:
+            directions.insert(0, -g3 / g3.norm())
+    M = max(secant(u, delta)[0] for u in directions)
     notes = []
     radius = mu / (2 * M) if mu > 0 and M > 0 else (math.inf if mu > 0 else 0.0)
     ball_min, ok = math.inf, mu > 0
     if mu > 0 and math.isfinite(radius):
-        for _ in range(n_ball):
-            u = torch.from_numpy(rng.standard_normal(H.dim)).to(H.dtype).to(H.device)
-            r = radius * rng.random() ** (1.0 / H.dim)
-            lm = extremes(H.at(theta + r * u / u.norm()))[0]
-            ball_min = min(ball_min, lm)
+        sphere = directions[:1] + [unit() for _ in range(n_ball)]
+        for _ in range(refine):
+            seen = [secant(u, radius) for u in sphere]
+            worst = max(m for m, _ in seen)
+            if worst <= M:
+                break
+            M, radius = worst, mu / (2 * worst)
+        else:
+            notes.append(f"M still grew after {refine} refinement rounds: the radius may be optimistic")
+        inside = [u * radius * rng.random() ** (1.0 / H.dim) for u in (unit() for _ in range(n_ball))]
+        points = [theta + radius * u for u in sphere] + [theta + x for x in inside]
+        ball_min = min(extremes(H.at(t))[0] for t in points)
         ok = ball_min >= mu / 2
     if mu <= 0:
         notes.append("not positive definite: no strongly convex ball (zero or negative curvature directions)")
