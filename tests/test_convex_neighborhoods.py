@@ -236,3 +236,12 @@ def test_study_at_test_scale(tmp_path):
     assert "3/3→3" in wide.detail  # dead neurons of trained wider students: flat dimension d + 1 = 3, seen as zeros
     for name in ("lambda_min_distribution", "relu_contrast", "hessian_spectra", "newton_in_ball"):
         assert (tmp_path / "figures" / "convex-neighborhoods" / f"{name}.png").is_file()
+
+
+def test_convergence_order_estimate():
+    from overparam.studies.convex_neighborhoods import ConvexNeighborhoods
+    quadratic = [1e-1 * 10.0 ** (1 - 2 ** t) for t in range(5)]  # e_{t+1} = 10 e_t²
+    assert ConvexNeighborhoods._order(quadratic + [1e-16] * 3) == pytest.approx(2.0, rel=1e-9)
+    assert ConvexNeighborhoods._order([10.0 ** -t for t in range(1, 9)]) == pytest.approx(1.0, rel=1e-9)
+    # two steps to rounding: the first error at the floor closes the sequence (a lower bound on the order)
+    assert ConvexNeighborhoods._order([3.9e-5, 6.2e-8, 2.3e-14, 1.7e-14]) == pytest.approx(2.298, abs=1e-3)

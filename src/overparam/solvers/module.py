@@ -47,10 +47,10 @@ def shifted_newton_direction(H: torch.Tensor, g: torch.Tensor, damping: float) -
 
 def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                   inputs: torch.Tensor, targets: torch.Tensor, *, grad_tol: float = 1e-10, max_steps: int = 200,
-                  damping: float = 1e-8, record: Callable | None = None) -> SolverResult:
+                  damping: float = 1e-8, line_search: bool = True, record: Callable | None = None) -> SolverResult:
     """Damped Newton on all parameters of a small model (dense Hessian by ``torch.func.hessian``): the direction of
-    :func:`shifted_newton_direction`, backtracking line search, stop on ‖∇L‖ ≤ grad_tol. Same loop as every other
-    solver."""
+    :func:`shifted_newton_direction`, backtracking line search (``line_search=False``: full steps, pure Newton where
+    the Hessian is positive definite), stop on ‖∇L‖ ≤ grad_tol. Same loop as every other solver."""
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for p in model.parameters()]
     sizes = [p.numel() for p in model.parameters()]
@@ -66,7 +66,7 @@ def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch
 
     theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     res = minimize(lambda ps: f(ps[0]), [theta], lr=1.0, max_steps=max_steps, grad_tol=grad_tol,
-                   direction=direction, line_search=True, record=record)
+                   direction=direction, line_search=line_search, record=record)
     with torch.no_grad():
         for p, new in zip(model.parameters(), torch.split(res.x[0], sizes)):
             p.copy_(new.view_as(p))
