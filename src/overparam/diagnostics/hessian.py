@@ -232,37 +232,42 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
     theta = H.flat_params()
     small = H.dim <= dense_limit
 
-    def extremes(op: HessianOperator, dense: torch.Tensor | None = None) -> tuple[float, float, np.ndarray]:
-        if small:
-            ev = torch.linalg.eigvalsh(op.dense() if dense is None else dense).cpu().numpy()
-            return float(ev[0]), float(ev[-1]), ev
-        ex = extreme_eigenvalues(op, k=1, tol=eig_tol, seed=seed)
-        return float(ex["smallest"][0]), float(ex["largest"][0]), np.r_[ex["smallest"], ex["largest"]]
-
     def unit() -> torch.Tensor:
         u = torch.from_numpy(rng.standard_normal(H.dim)).to(H.dtype).to(H.device)
         return u / u.norm()
 
-    def secant(u: torch.Tensor, dist: float) -> tuple[float, HessianOperator]:
-        """‖H(θ + dist·u) − H(θ)‖₂ / dist (dense, or power iteration on the difference) and the operator there."""
+    def secant(u: torch.Tensor, dist: float) -> tuple[float, torch.Tensor | None]:
+        """‖H(θ + dist·u) − H(θ)‖₂ / dist (dense, or power iteration on the difference), and the dense Hessian at
+        θ + dist·u when the model is small (None otherwise), so that the ball check need not build it again."""
         Hu = H.at(theta + dist * u)
         if small:
-            return float(torch.linalg.matrix_norm(Hu.dense() - Hd, ord=2)) / dist, Hu
+            Hud = Hu.dense()
+            return float(torch.linalg.matrix_norm(Hud - Hd, ord=2)) / dist, Hud
         w = torch.from_numpy(power_rng.standard_normal(H.dim)).to(H.dtype).to(H.device)
         diff = 0.0
         for _ in range(30):
             w = Hu.matvec(w) - H.matvec(w)
             diff = float(w.norm())
             w /= max(diff, 1e-300)
-        return diff / dist, Hu
+        return diff / dist, None
+
+    def lambda_min_at(t: torch.Tensor, dense: torch.Tensor | None = None) -> float:
+        if small:
+            return float(torch.linalg.eigvalsh(H.at(t).dense() if dense is None else dense)[0])
+        return _lambda_min_and_vector(H.at(t), None, eig_tol, seed)[0]
 
     Hd = H.dense() if small else None  # the dense Hessian at θ, once
-    mu, L, ev = extremes(H, Hd)
+    if small:  # one eigendecomposition gives every eigenvalue and the eigenvector of λ_min
+        evals, evecs = torch.linalg.eigh(Hd)
+        mu, L, vmin, ev = float(evals[0]), float(evals[-1]), evecs[:, 0], evals.cpu().numpy()
+    else:
+        mu, vmin = _lambda_min_and_vector(H, None, eig_tol, seed)
+        L = float(extreme_eigenvalues(H, k=1, which="largest", tol=eig_tol, seed=seed)["largest"][0])
+        ev = np.array([mu, L])
     scale = float(theta.norm()) or 1.0
     delta = delta or 1e-4 * scale
     directions = [unit() for _ in range(positive_int("n_directions", n_directions))]
     if mu > 0:
-        _, vmin = _lambda_min_and_vector(H, Hd, eig_tol, seed)
         g3 = lambda_min_gradient(H, vmin, 1e-3 * scale)
         if float(g3.norm()) > 0:
             directions.insert(0, -g3 / g3.norm())
@@ -272,17 +277,19 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
     ball_min, ok = math.inf, mu > 0
     if mu > 0 and math.isfinite(radius):
         sphere = directions[:1] + [unit() for _ in range(n_ball)]
+        at_radius: list[torch.Tensor | None] = [None] * len(sphere)  # dense Hessians on the final sphere, if seen
         for _ in range(refine):
             seen = [secant(u, radius) for u in sphere]
             worst = max(m for m, _ in seen)
             if worst <= M:
+                at_radius = [h for _, h in seen]
                 break
             M, radius = worst, mu / (2 * worst)
         else:
             notes.append(f"M still grew after {refine} refinement rounds: the radius may be optimistic")
         inside = [u * radius * rng.random() ** (1.0 / H.dim) for u in (unit() for _ in range(n_ball))]
-        points = [theta + radius * u for u in sphere] + [theta + x for x in inside]
-        ball_min = min(extremes(H.at(t))[0] for t in points)
+        ball_min = min([lambda_min_at(theta + radius * u, h) for u, h in zip(sphere, at_radius)]
+                       + [lambda_min_at(theta + x) for x in inside])
         ok = ball_min >= mu / 2
     if mu <= 0:
         notes.append("not positive definite: no strongly convex ball (zero or negative curvature directions)")
