@@ -61,8 +61,11 @@ def test_reproduce_report_export_and_exit_codes(tmp_path, capsys):
         assert (out / name).is_file(), name
     verdicts = json.loads((out / "verdicts.json").read_text())
     assert {tuple(sorted(v)) for v in verdicts} == {
-        ("claim", "detail", "measured", "passed", "predicted", "study", "tolerance")}
-    assert all(v["passed"] for v in verdicts) and verdicts[1]["measured"] == pytest.approx(1.0, abs=0.1)
+        ("claim", "comparison", "detail", "margin", "measured", "n", "predicted", "standard_error", "status", "study",
+         "tolerance", "tolerance_derivation")}
+    assert all(v["status"] == "pass" for v in verdicts) and verdicts[1]["measured"] == pytest.approx(1.0, abs=0.1)
+    # the toy claim's tolerance is 4 standard errors of the mean over its 24 points
+    assert verdicts[1]["n"] == 24 and verdicts[1]["tolerance"] == pytest.approx(4 * verdicts[1]["standard_error"])
     html_before = (out / "index.html").read_text()
     (out / "index.html").unlink()
     assert main(["report", str(out)]) == 0  # rebuilt without recomputing

@@ -12,6 +12,30 @@ import torch
 DEVICES = ("cpu", "cuda")
 
 
+_pinned: int | None = None
+
+
+def pin_threads(n: int = 1) -> int:
+    """Limit this process's numerical libraries to ``n`` threads each: torch (intra-op), and through
+    ``threadpoolctl`` every BLAS (OpenBLAS, MKL) and OpenMP runtime loaded now or later in the process.
+
+    Worker processes call it once before their first point: on a 2-core machine two workers with two threads each
+    make every timing, and some results, noise. Idempotent; returns ``n``.
+    """
+    global _pinned
+    n = max(1, int(n))
+    if _pinned == n:
+        return n
+    import os
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)  # libraries loaded after this call read these
+    torch.set_num_threads(n)
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=n)  # the libraries already loaded
+    _pinned = n
+    return n
+
+
 def cuda_available() -> bool:
     """Whether a CUDA device can be used by torch on this machine."""
     return bool(torch.cuda.is_available())

@@ -1,6 +1,6 @@
 """The command line: ``overparam list | reproduce | report | export``.
 
-Exit codes: 0 when every verdict passes, 1 when a verdict fails, 2 for bad usage (one line on stderr naming the
+Exit codes: 0 when no verdict fails ("not judged" does not fail), 1 when a verdict fails, 2 for bad usage (one line on stderr naming the
 option, never a traceback).
 """
 
@@ -95,12 +95,13 @@ def export(
 
 
 def _summarise(outcome) -> int:
-    n_pass = sum(v.passed for v in outcome.verdicts)
     for v in outcome.verdicts:
-        if not v.passed:
-            typer.echo(f"FAIL [{v.study}] {v.claim}: measured {v.measured:.4g}, predicted {v.predicted}"
-                       f" ({v.tolerance}) {v.detail}", err=True)
-    typer.echo(f"{n_pass}/{len(outcome.verdicts)} verdicts pass; report: {outcome.out / 'index.html'}")
+        if v.status == "fail":
+            typer.echo(f"FAIL [{v.study}] {v.claim}: measured {v.measured:.4g}, predicted {v.predicted:.4g}, "
+                       f"tolerance {v.tolerance:.3g} (margin {v.margin:.3g}) {v.detail}", err=True)
+    c = outcome.counts()
+    typer.echo(f"{c['pass']} pass, {c['fail']} fail, {c['not judged']} not judged of {len(outcome.verdicts)} "
+               f"verdicts; report: {outcome.out / 'index.html'}")
     return 0 if outcome.passed else 1
 
 

@@ -17,7 +17,8 @@ import pandas as pd
 from .report.figures import png_bytes
 from .report.html import StudySection, render
 from .studies import get
-from .studies.base import Study, Verdict
+from .claims import Verdict
+from .studies.base import Study
 from .sweep.engine import SweepSummary, run_sweep, tasks_for
 from .sweep.executors import Executor, versions
 from .sweep.progress import Progress
@@ -36,7 +37,12 @@ class Outcome:
 
     @property
     def passed(self) -> bool:
+        """True when no verdict failed ("not judged" does not fail a run)."""
         return all(v.passed for v in self.verdicts)
+
+    def counts(self) -> dict[str, int]:
+        """How many verdicts pass, fail and are not judged."""
+        return {s: sum(v.status == s for v in self.verdicts) for s in ("pass", "fail", "not judged")}
 
 
 def study_points(study: Study, scale: str, device: str = "cpu") -> list[dict[str, Any]]:
@@ -61,8 +67,16 @@ def reproduce(studies: list[str], scale: str, out: Path, executor: Executor, dev
 
 
 def _failed_verdict(study: Study, what: str, exc: BaseException) -> Verdict:
-    return Verdict(study.name, f"{what} could be computed", float("nan"), "no error", "-", False,
-                   f"{type(exc).__name__}: {exc}")
+    nan = float("nan")
+    return Verdict(study.name, f"{what} could be computed", nan, nan, nan, nan, "an error is a failure", nan, 0,
+                   "fail", f"{type(exc).__name__}: {exc}")
+
+
+def completeness_verdict(study: str, n_done: int, n_total: int) -> Verdict:
+    """Every point of the sweep finished: a failed point fails the run (it is not silently left out)."""
+    return Verdict(study, "every point of the sweep finished", float(n_done), float(n_total), 0.0, 0.0,
+                   "exact: a point that raised is counted, never dropped", 0.0 if n_done >= n_total else float("inf"),
+                   n_total, "pass" if n_done >= n_total else "fail", f"{n_total - n_done} failed", "at_least")
 
 
 def study_results(store: Store, study: Study, scale: str, device: str) -> pd.DataFrame:
@@ -88,10 +102,9 @@ def build_report(out: Path, studies: list[str] | None = None) -> Outcome:
             done = df[df["status"] == "done"].reset_index(drop=True) if len(df) else df
             errors = [] if not len(df) else [f"point {r.key}: {(r.error or 'failed').splitlines()[0]}"
                                              for r in df[df["status"] != "done"].itertuples()][:10]
-            verdicts = [Verdict(name, "every point of the sweep finished", float(len(done)), float(n_total),
-                                "all", len(done) == n_total)]
+            verdicts = [completeness_verdict(name, len(done), n_total)]
             try:
-                verdicts += study.verdicts(done)
+                verdicts += study.judge(done, scale=info["scale"])
             except Exception as exc:  # noqa: BLE001 - shown in the report as a failing verdict
                 verdicts.append(_failed_verdict(study, "verdicts", exc))
                 errors.append(traceback.format_exc(limit=6))

@@ -12,6 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+# legible at the report's width: a panel is shown at about 500 px, so 9 pt text stays ≥ 12 px high
+plt.rcParams.update({"font.size": 9, "legend.fontsize": 8, "axes.titlesize": 10, "axes.labelsize": 9})
+
 
 def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.6, height: float = 3.4, **kw: Any):
     """A figure with ``nrows × ncols`` axes of the given panel size; returns (fig, axes array, squeezed)."""

@@ -1,96 +1,95 @@
-"""The contract every study follows.
+"""The contract every study follows: parts, each with a grid, a run of one point and claims.
 
-A study is one paper's claims made checkable. ``reproduce`` calls, for each study,
+A study is one paper's claims made checkable. It declares
 
-1. ``points(scale)``      the grid: a list of JSON-serialisable parameter dicts (each fully specifies one run,
-                          its ``seed`` included);
-2. ``run(point)``         one run: returns metrics, ``dict[str, float | list[float]]``;
-3. ``theory(...)``        what the paper predicts (study-specific signature, pure NumPy/SciPy);
-4. ``figures(results)``   ``dict[name, matplotlib Figure]`` from the results table;
-5. ``verdicts(results)``  ``list[Verdict]``: claim, measured, predicted, tolerance, passed.
+- ``parts()``: the experiments it is made of, each a :class:`Part` with ``points(scale)`` (JSON-serialisable
+  parameter dicts, each fully specifying one run, its ``seed`` included), ``run(point) -> dict[str, float | list]``
+  and its :class:`~overparam.claims.Claim` s;
+- ``theory_model``: the object every claim's ``evaluate(results, theory)`` is handed as ``theory`` (a namespace of
+  calls into :mod:`overparam.theory`), so that a test can hand in a perturbed theory and watch the verdicts fail;
+- ``figures(results)``: ``dict[name, matplotlib Figure]`` from the results table.
 
-``results`` is the store's table for the study's points: one row per point, parameters and metrics as columns
-(see :meth:`overparam.sweep.store.Store.results`).
+The pipeline judges the claims (:func:`overparam.claims.judge`); a study never decides pass or fail itself.
+``results`` is the store's table for the study's finished points: one row per point, parameters and metrics as
+columns (see :meth:`overparam.sweep.store.Store.results`), ``part`` naming the experiment.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, ClassVar
 
 import pandas as pd
+
+from ..claims import Claim, Verdict, judge
 
 SCALES: tuple[str, ...] = ("test", "quick", "paper")
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """One claim checked: ``passed`` is decided by the study from measured, predicted and tolerance."""
+@dataclass
+class Part:
+    """One experiment of a study: ``points(scale)`` (without the ``part`` key, which the study adds),
+    ``run(point) -> metrics`` and the claims judged on its rows."""
 
-    study: str
-    claim: str
-    measured: float
-    predicted: float | str
-    tolerance: float | str
-    passed: bool
-    detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("measured", "predicted", "tolerance"):
-            v = d[k]
-            if isinstance(v, float) and not math.isfinite(v):
-                d[k] = str(v)  # JSON has no NaN
-        d["passed"] = bool(d["passed"])
-        return d
-
-
-def verdict_close(study: str, claim: str, measured: float, predicted: float, rtol: float,
-                  detail: str = "") -> Verdict:
-    """Verdict that |measured − predicted| ≤ rtol·|predicted| (NaN fails)."""
-    ok = math.isfinite(measured) and abs(measured - predicted) <= rtol * abs(predicted)
-    return Verdict(study, claim, float(measured), float(predicted), f"±{rtol:.3g} relative", bool(ok), detail)
-
-
-def verdict_at_most(study: str, claim: str, measured: float, bound: float, detail: str = "") -> Verdict:
-    """Verdict that measured ≤ bound (NaN fails)."""
-    ok = math.isfinite(measured) and measured <= bound
-    return Verdict(study, claim, float(measured), float(bound), "≤ predicted", bool(ok), detail)
-
-
-def verdict_at_least(study: str, claim: str, measured: float, bound: float, detail: str = "") -> Verdict:
-    """Verdict that measured ≥ bound (NaN fails)."""
-    ok = math.isfinite(measured) and measured >= bound
-    return Verdict(study, claim, float(measured), float(bound), "≥ predicted", bool(ok), detail)
+    name: str
+    points: Callable[[str], list[dict[str, Any]]]
+    run: Callable[[dict[str, Any]], dict[str, Any]]
+    claims: list[Claim] = field(default_factory=list)
 
 
 @dataclass
 class Study:
-    """Base class: subclasses set ``name``, ``claim`` and implement the five calls."""
+    """Base class: subclasses set ``name``, ``claim``, ``theory_model`` and implement ``parts`` and ``figures``."""
 
     name: ClassVar[str] = ""
     claim: ClassVar[str] = ""
     #: bump when a change alters the numbers ``run`` returns (part of every point's key)
     version: ClassVar[str] = "1"
+    #: handed to every claim's ``evaluate`` as ``theory``
+    theory_model: ClassVar[Any] = None
     options: dict[str, Any] = field(default_factory=dict)
 
+    def parts(self) -> list[Part]:
+        return []
+
+    def _parts(self) -> dict[str, Part]:
+        return {p.name: p for p in self.parts()}
+
     def points(self, scale: str) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Every part's points at ``scale``, each tagged with its part's name."""
+        return [dict(part=p.name, **pt) for p in self.parts() for pt in p.points(scale)]
 
     def run(self, point: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """Run one point with the part it names."""
+        parts = self._parts()
+        name = point.get("part")
+        if name not in parts:
+            raise ValueError(f"part: unknown part {name!r} of study {self.name!r}; known: {', '.join(parts)}")
+        return parts[name].run(point)
 
-    def theory(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
+    def claims(self) -> list[Claim]:
+        """Every part's claims (each bound to its part), then the study-wide ones of :meth:`extra_claims`."""
+        return [replace(c, part=p.name) if c.part is None else c for p in self.parts() for c in p.claims] \
+            + self.extra_claims()
+
+    def extra_claims(self) -> list[Claim]:
+        """Claims that read several parts' rows (``part`` left None): none by default."""
+        return []
+
+    def judge(self, results: pd.DataFrame, scale: str | None = None, theory: Any = None) -> list[Verdict]:
+        """Every claim judged on ``results`` against ``theory`` (default: :attr:`theory_model`)."""
+        theory = self.theory_model if theory is None else theory
+        legacy = getattr(self, "verdicts", None)
+        if legacy is not None:  # transitional: a study not yet declaring claims
+            return legacy(results)
+        return [judge(self.name, c, results, theory, scale) for c in self.claims()]
+
+    # transitional, removed once every study declares claims ---------------------------------------------------
+    def verdict(self, claim: str, measured: float, predicted: Any, tolerance: Any, passed: bool,
+                detail: str = "") -> Verdict:
+        pred = float(predicted) if isinstance(predicted, (int, float)) else float("nan")
+        return Verdict(self.name, claim, float(measured), pred, float("nan"), float("nan"), str(tolerance),
+                       float("nan"), 0, "pass" if passed else "fail", detail)
 
     def figures(self, results: pd.DataFrame) -> dict[str, Any]:
         return {}
-
-    def verdicts(self, results: pd.DataFrame) -> list[Verdict]:
-        return []
-
-    # helpers for subclasses --------------------------------------------------------------------------
-    def verdict(self, claim: str, measured: float, predicted: float | str, tolerance: float | str,
-                passed: bool, detail: str = "") -> Verdict:
-        return Verdict(self.name, claim, float(measured), predicted, tolerance, bool(passed), detail)

@@ -11,10 +11,12 @@ Both call :func:`execute` in the worker, which never raises: an exception become
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import os
 import platform
 import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -22,6 +24,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 from .store import PointRecord
@@ -36,20 +39,37 @@ class Task:
     params: dict[str, Any]
 
 
+@functools.lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
-    """Versions that can change results: Python, overparam, torch, numpy, scipy."""
+    """Versions that can change results: Python, overparam and the git commit of its code ("+dirty" when the
+    working tree differs from it; "unknown" outside a checkout), torch, numpy, scipy."""
     import numpy
     import scipy
     import torch
 
     from .. import __version__
-    return {"python": platform.python_version(), "overparam": __version__, "torch": torch.__version__,
-            "numpy": numpy.__version__, "scipy": scipy.__version__}
+    return {"python": platform.python_version(), "overparam": __version__, "commit": code_commit(),
+            "torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__}
+
+
+def code_commit() -> str:
+    """The git commit of the overparam source in use, with "+dirty" for uncommitted changes under it."""
+    src = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode:
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--", "."], capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip()[:12] + ("+dirty" if dirty else "")
 
 
 def _init_worker() -> None:
-    import torch
-    torch.set_num_threads(1)
+    from ..backend import pin_threads
+    pin_threads(1)
 
 
 def execute(task: Task) -> PointRecord:
@@ -202,11 +222,8 @@ def _execute_with_env(task: Task, env: dict[str, str]) -> PointRecord:
     if env.get("OVERPARAM_PLUGINS"):
         from .. import studies
         studies._loaded = False  # pick up plugins named after the first import in this worker
-    try:
-        import torch
-        torch.set_num_threads(1)
-    except Exception:  # pragma: no cover
-        pass
+    from ..backend import pin_threads
+    pin_threads(1)
     return execute(task)
 
 
