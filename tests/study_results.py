@@ -1,0 +1,68 @@
+"""Recorded quick-scale results of each study, for the claims' sensitivity tests.
+
+A claim that compares with theory is tested twice on the same recorded run: judged against the study's
+``theory_model`` it passes, judged against a theory perturbed by an error that matters it fails. The recording is the
+done rows of the study's last quick-scale sweep, exactly the table the pipeline hands to the claims.
+
+Refresh one after a change to a study's ``run`` (its ``version`` changes) with
+
+    python tests/study_results.py STUDY [--out DIR]
+
+which runs ``overparam reproduce STUDY --scale quick`` into DIR (a temporary folder by default) and writes
+``tests/data/STUDY-quick.json.gz``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+DATA = Path(__file__).parent / "data"
+
+
+def path_of(study: str, scale: str = "quick") -> Path:
+    return DATA / f"{study}-{scale}.json.gz"
+
+
+def load(study: str, scale: str = "quick") -> pd.DataFrame:
+    """The recorded results table of ``study`` at ``scale``."""
+    with gzip.open(path_of(study, scale), "rt") as f:
+        return pd.DataFrame(json.load(f))
+
+
+def record(study: str, out: Path, scale: str = "quick") -> Path:
+    """Write the done rows of ``study``'s sweep at ``scale`` in the store under ``out`` to ``tests/data``."""
+    from overparam.pipeline import STORE_NAME, study_results
+    from overparam.studies import get
+    from overparam.sweep.store import Store
+
+    with Store(out / STORE_NAME) as store:
+        df = study_results(store, get(study), scale, "cpu")
+    df = df[df["status"] == "done"].drop(columns=["status", "error", "duration_s", "host", "versions", "finished_at",
+                                                  "key"], errors="ignore")
+    DATA.mkdir(exist_ok=True)
+    with gzip.open(path_of(study, scale), "wt") as f:
+        json.dump(json.loads(df.to_json(orient="records", double_precision=15)), f)
+    return path_of(study, scale)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("study")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--scale", default="quick")
+    a = ap.parse_args()
+    from overparam.cli import main as cli
+    out = a.out or Path(tempfile.mkdtemp(prefix=f"{a.study}-"))
+    rc = cli(["reproduce", a.study, "--scale", a.scale, "--out", str(out), "--quiet"])
+    print(f"reproduce exited {rc}; recorded {record(a.study, out, a.scale)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
