@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from overparam.solvers.gradient import minimize
+from overparam.solvers.gradient import armijo_step, minimize
 from overparam.solvers.module import fit_module
 
 
@@ -64,6 +64,41 @@ def test_fit_module_stops_on_condition_and_writes_back():
     net = torch.nn.Linear(3, 1).double()
     res = fit_module(net, lambda o, t: ((o.squeeze(-1) - t) ** 2).mean(), X, y, lr=0.05, method="adam",
                      max_steps=5000, stop=lambda t, loss, ps: loss < 1e-6)
-    assert res.status == "stopped"
+    assert res.status == "converged" and "stop condition met" in res.message
     assert float(((net(X).squeeze(-1) - y) ** 2).mean()) < 1e-6
     assert math.isclose(res.last("loss"), float(((net(X).squeeze(-1) - y) ** 2).mean()), rel_tol=1e-6)
+
+
+def test_adam_with_its_betas_and_eps_matches_torch_optim_adam():
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    b = torch.randn(6, generator=g, dtype=torch.float64)
+    x0 = torch.randn(4, generator=g, dtype=torch.float64)
+    res = minimize(lambda ps: ((A @ ps[0] - b) ** 2).sum(), [x0], lr=0.05, method="adam", max_steps=25,
+                   betas=(0.8, 0.99), adam_eps=1e-6)
+    x = x0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.05, betas=(0.8, 0.99), eps=1e-6)
+    for _ in range(25):
+        opt.zero_grad()
+        ((A @ x - b) ** 2).sum().backward()
+        opt.step()
+    assert torch.allclose(res.x[0], x.detach(), atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="betas"):
+        minimize(lambda ps: (ps[0] ** 2).sum(), [x0], lr=0.1, method="adam", betas=(1.0, 0.9))
+
+
+def test_armijo_step_on_a_quadratic_batch():
+    # L(θ) = ½aθ² along d = −aθ: L(θ + t d) = ½aθ²(1 − a t)², accepted once (1 − a t)² ≤ 1 − 2·1e-4·a t;
+    # halving from t = 1 gives t = 1 for a = 1 and t = 0.5 for a = 3 (t = 1 overshoots to 4× the loss)
+    a = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    th = torch.tensor([2.0, 2.0], dtype=torch.float64)
+    d = -a * th
+    step, ok = armijo_step(lambda t: 0.5 * a * (th + t * d) ** 2, 0.5 * a * th ** 2, (a * th) * d)
+    assert ok.all() and step.tolist() == [1.0, 0.5]
+
+
+def test_a_direction_that_never_descends_stalls():
+    x0 = torch.tensor([1.0], dtype=torch.float64)
+    res = minimize(lambda ps: (ps[0] ** 2).sum(), [x0], lr=1.0, direction=lambda ps, gs: [gs[0]],  # ascent
+                   line_search=True, max_steps=10)
+    assert res.status == "stalled" and not res.converged and "no step" in res.message

@@ -20,6 +20,30 @@ from .result import SolverResult
 METHODS = ("gd", "momentum", "adam", "direction")
 
 
+def armijo_step(loss_at: Callable[[torch.Tensor], torch.Tensor], L0: torch.Tensor, slope: torch.Tensor, *,
+                start: float = 1.0, c: float = 1e-4, shrink: float = 0.5,
+                max_halvings: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backtracking (Armijo) step along a descent direction d, for one problem or a batch of independent ones.
+
+    ``L0`` (shape () or (B,)): the loss at θ; ``slope``: ∇L(θ)ᵀd (same shape); ``loss_at(t)`` the loss at θ + t·d
+    for a step tensor t of that shape. Each problem halves its t from ``start`` until
+
+        L(θ + t d) ≤ L0 + c·t·slope + 8ε|L0|,
+
+    the last term accepting a decrease within float64 rounding of L (near a minimizer the true decrease ~‖∇L‖² is
+    below what L resolves). Returns (t, accepted): ``accepted`` False where no t ≥ start·shrink^max_halvings worked.
+    """
+    eps = torch.finfo(L0.dtype).eps
+    step = torch.full_like(L0, float(start))
+    ok = torch.zeros_like(L0, dtype=torch.bool)
+    for _ in range(max_halvings + 1):
+        ok = loss_at(step) <= L0 + c * step * slope + 8 * eps * L0.abs()
+        if bool(ok.all()):
+            break
+        step = torch.where(ok, step, shrink * step)
+    return step, ok
+
+
 def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params: Sequence[torch.Tensor], *,
              lr: float, method: str = "gd", max_steps: int = 1000, grad_tol: float = 0.0, momentum: float = 0.9,
              record: Callable[[Sequence[torch.Tensor]], dict[str, float]] | None = None, record_every: int = 1,
@@ -27,7 +51,8 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
              grad: Callable[[Sequence[torch.Tensor]], tuple[torch.Tensor, list[torch.Tensor]]] | None = None,
              on_step: Callable[[int, Sequence[torch.Tensor], Sequence[torch.Tensor]], None] | None = None,
              direction: Callable[[Sequence[torch.Tensor], Sequence[torch.Tensor]], list[torch.Tensor]] | None = None,
-             line_search: bool = False, divergence_factor: float = 1e8) -> SolverResult:
+             line_search: bool = False, divergence_factor: float = 1e8,
+             betas: tuple[float, float] = (0.9, 0.999), adam_eps: float = 1e-8) -> SolverResult:
     """Minimize ``objective(params)`` (a scalar tensor) over the tensors ``params`` (updated in place, copies kept
     out of autograd). ``grad``, when given, returns (loss, gradients) in closed form instead of autograd.
 
@@ -36,11 +61,18 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
     that must see every step, e.g. a running sum).
 
     ``direction(params, grads)`` (method 'direction') gives the step d_t, applied as θ + lr·d_t: Newton-type
-    methods pass their (approximate) Newton direction and lr = 1. ``line_search`` backtracks lr (halving, Armijo
-    constant 1e-4) until the loss decreases enough. A step that increases the loss is counted in
-    ``history['loss_increases']`` and named in the message, never hidden.
+    methods pass their (approximate) Newton direction and lr = 1. ``line_search`` backtracks lr by
+    :func:`armijo_step`; when no step decreases the loss the run ends with status 'stalled'. A step that increases
+    the loss is counted in ``history['loss_increases']`` and named in the message, never hidden.
+
+    Status (:data:`~overparam.solvers.result.STATUSES`): 'converged' (‖∇L‖ ≤ grad_tol, or ``stop`` said so),
+    'max_steps', 'diverged' (non-finite or exploding loss), 'stalled' (the line search found no decrease).
+    Adam: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², θ ← θ − lr·m̂/(√v̂ + ε) with bias-corrected m̂, v̂.
     """
     lr = positive("lr", lr)
+    if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+        raise ValueError(f"betas: each must be in [0, 1) (got {betas})")
+    adam_eps = positive("adam_eps", adam_eps)
     method = choice("method", "direction" if direction is not None else method, METHODS)
     max_steps = positive_int("max_steps", max_steps)
     record_every = positive_int("record_every", record_every)
@@ -91,7 +123,7 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
         if on_step is not None:
             on_step(t, params, grads)
         if stop is not None and stop(t, lv, params):
-            status, message = "stopped", f"stop condition met at step {t} (loss {lv:.6g})"
+            status, message = "converged", f"stop condition met at step {t} (loss {lv:.6g})"
             break
         if t == max_steps:
             break
@@ -100,15 +132,19 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
                 d = direction(params, grads)
                 step = lr
                 if line_search:
-                    slope = sum(float((g * di).sum()) for g, di in zip(grads, d))
-                    while step > 1e-12:
-                        trial = [p + step * di for p, di in zip(params, d)]
-                        trial_loss = float(grad(trial)[0]) if grad is not None else float(objective(trial))
-                        # decrease within rounding of the loss counts: near a minimizer the true decrease
-                        # (~‖∇L‖²) is below what float64 resolves in L
-                        if trial_loss <= lv + 1e-4 * step * slope + 8 * torch.finfo(torch.float64).eps * abs(lv):
-                            break
-                        step *= 0.5
+                    slope = torch.as_tensor(sum(float((g * di).sum()) for g, di in zip(grads, d)), dtype=torch.float64)
+
+                    def loss_at(st: torch.Tensor) -> torch.Tensor:
+                        trial = [p + float(st) * di for p, di in zip(params, d)]
+                        return torch.as_tensor(float(grad(trial)[0]) if grad is not None else float(objective(trial)),
+                                               dtype=torch.float64)
+                    st, ok = armijo_step(loss_at, torch.as_tensor(lv, dtype=torch.float64), slope, start=lr)
+                    if not bool(ok):
+                        status = "stalled"
+                        message = (f"stalled at step {t}: no step down to {float(st):.1e} along the direction "
+                                   f"decreases the loss (‖∇L‖ = {gnorm:.3g})")
+                        break
+                    step = float(st)
                 for p, di in zip(params, d):
                     p.add_(step * di)
                 continue
@@ -119,14 +155,15 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
                     buf = state[i].setdefault("buf", torch.zeros_like(p))
                     buf.mul_(momentum).add_(g)
                     p.sub_(lr * buf)
-                else:  # adam, β = (0.9, 0.999), ε = 1e-8, bias-corrected
+                else:  # adam, bias-corrected moments with β = betas and ε = adam_eps
+                    b1, b2 = betas
                     m = state[i].setdefault("m", torch.zeros_like(p))
                     v = state[i].setdefault("v", torch.zeros_like(p))
-                    m.mul_(0.9).add_(g, alpha=0.1)
-                    v.mul_(0.999).addcmul_(g, g, value=0.001)
-                    mhat = m / (1 - 0.9 ** (t + 1))
-                    vhat = v / (1 - 0.999 ** (t + 1))
-                    p.sub_(lr * mhat / (vhat.sqrt() + 1e-8))
+                    m.mul_(b1).add_(g, alpha=1 - b1)
+                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                    mhat = m / (1 - b1 ** (t + 1))
+                    vhat = v / (1 - b2 ** (t + 1))
+                    p.sub_(lr * mhat / (vhat.sqrt() + adam_eps))
     if history["step"] and history["step"][-1] != t:
         log(t, lv, gnorm)
     history["loss_increases"] = [float(i) for i in increases]

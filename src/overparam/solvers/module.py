@@ -8,7 +8,7 @@ from typing import Any, Callable
 import torch
 from torch.func import functional_call
 
-from .gradient import minimize
+from .gradient import armijo_step, minimize
 from .result import SolverResult
 
 
@@ -81,20 +81,12 @@ def batched_damped_newton(losses: Callable[[torch.Tensor], torch.Tensor], theta:
     and its own backtracking (Armijo, to float64 resolution); the run stops when every ‖g_b‖ ≤ grad_tol.
     The one loop of :func:`~overparam.solvers.gradient.minimize` runs it (the loss it sees is Σ_b L_b, whose gradient
     holds each g_b). ``history['grad_norm_max']`` is max_b ‖g_b‖ per step."""
-    eps = torch.finfo(theta.dtype).eps
     worst: dict[str, float] = {"g": math.inf}
 
     def direction(ps, gs):
         th, g = ps[0], gs[0]
         d = shifted_newton_direction(hessians(th), g, damping)
-        L0 = losses(th)
-        slope = (g * d).sum(-1)
-        step = torch.ones_like(L0)
-        for _ in range(40):
-            ok = losses(th + step[:, None] * d) <= L0 + 1e-4 * step * slope + 8 * eps * L0.abs()
-            if bool(ok.all()):
-                break
-            step = torch.where(ok, step, 0.5 * step)
+        step, _ = armijo_step(lambda t: losses(th + t[:, None] * d), losses(th), (g * d).sum(-1))
         return [step[:, None] * d]
 
     def on_step(t, ps, gs):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-STATUSES = ("converged", "max_steps", "diverged", "stopped")
+#: converged: the stopping rule's tolerance was reached; max_steps: the step budget ran out first; diverged: the loss
+#: became non-finite or exploded; stalled: no step along the direction decreased the loss
+STATUSES = ("converged", "max_steps", "diverged", "stalled")
 
 
 @dataclass
@@ -22,7 +24,7 @@ class SolverResult:
 
     @property
     def converged(self) -> bool:
-        return self.status in ("converged", "stopped")
+        return self.status == "converged"
 
     def last(self, name: str) -> float:
         return self.history[name][-1]
