@@ -49,6 +49,12 @@ def test_out_that_is_a_file(tmp_path):
         f"error: --out: {str(f)!r} is a file; give a folder (it is created when missing)"]
 
 
+def test_no_command_prints_usage_and_no_empty_error_line():
+    r = _run([])
+    assert r.returncode == 2 and "Usage: overparam" in r.stdout + r.stderr
+    assert not any(line.strip() == "error:" for line in r.stderr.splitlines()), r.stderr
+
+
 def test_help_on_every_command():
     for cmd in ([], ["list"], ["reproduce"], ["report"], ["export"]):
         assert main([*cmd, "--help"]) == 0

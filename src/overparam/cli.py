@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exit as exc:
         return int(exc.exit_code or 0)
     except UsageError as exc:
-        typer.echo(f"error: {exc.format_message()}", err=True)
+        msg = exc.format_message().strip()
+        if msg:  # no command at all: the usage was printed, an empty "error:" line would say nothing
+            typer.echo(f"error: {msg}", err=True)
         return 2
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
