@@ -40,3 +40,19 @@ def test_store_roundtrip_and_exports(tmp_path):
     assert json.loads(csv.loc[0, "curve"]) == [1.0, 2.0]
     pq = pd.read_parquet(tmp_path / "r.parquet")
     assert pq["err"].iloc[1] == pytest.approx(0.25)
+
+
+def test_a_column_mixing_lists_and_numbers_exports_to_parquet_and_csv(tmp_path):
+    # the near-interpolators store holds such a column: a list at one part's points, a float at another's
+    with Store(tmp_path / "r.sqlite") as st:
+        st.record(PointRecord("k1", "s", {"n": 1}, "done", {"test_error": [0.5, 0.25]}))
+        st.record(PointRecord("k2", "s", {"n": 2}, "done", {"test_error": 0.75}))
+        st.record(PointRecord("k3", "s", {"n": 3}, "done", {"other": 1.0}))
+        st.to_parquet(tmp_path / "r.parquet")
+        st.to_csv(tmp_path / "r.csv")
+        with pytest.raises(ValueError, match="study: no points of 'nope' in this store; it holds s"):
+            st.to_csv(tmp_path / "x.csv", "nope")
+    for df in (pd.read_parquet(tmp_path / "r.parquet"), pd.read_csv(tmp_path / "r.csv")):
+        assert json.loads(df["test_error"].iloc[0]) == [0.5, 0.25] and json.loads(df["test_error"].iloc[1]) == 0.75
+        assert pd.isna(df["test_error"].iloc[2])
+    assert not (tmp_path / "x.csv").exists()

@@ -89,7 +89,10 @@ def export(
     if to.suffix not in (".csv", ".parquet"):
         raise ConfigError("to", f"must end in .csv or .parquet (got {to.name!r})")
     with Store(out / STORE_NAME) as store:
-        (store.to_csv if to.suffix == ".csv" else store.to_parquet)(to, study)
+        try:
+            (store.to_csv if to.suffix == ".csv" else store.to_parquet)(to, study)
+        except ValueError as exc:
+            raise ConfigError("study", str(exc).removeprefix("study: ")) from None
     typer.echo(f"wrote {to}")
     return 0
 

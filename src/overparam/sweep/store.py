@@ -160,18 +160,31 @@ class Store:
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def to_csv(self, path: str | Path, study: str | None = None) -> Path:
-        """Write :meth:`results` to CSV (list-valued cells as JSON text)."""
+    def flat_results(self, study: str | None = None) -> pd.DataFrame:
+        """:meth:`results` with every column that holds a list in any row written as JSON text in every row (a
+        number becomes ``"0.5"``, a missing value stays missing), so that each column has one type — what CSV and
+        Parquet need. Read a cell back with ``json.loads``. ``ValueError`` naming ``study`` when it has no points."""
         df = self.results(study)
-        df = df.apply(lambda col: col.map(lambda v: json.dumps(v) if isinstance(v, list) else v))
-        df.to_csv(path, index=False)
+        if study is not None and not len(df):
+            known = sorted({r.study for r in self.records()})
+            raise ValueError(f"study: no points of {study!r} in this store; it holds {', '.join(known) or 'none'}")
+        for col in df.columns:
+            if df[col].map(lambda v: isinstance(v, list)).any():
+                df[col] = df[col].map(lambda v: None if v is None or (isinstance(v, float) and v != v)
+                                      else json.dumps(v))
+        return df
+
+    def to_csv(self, path: str | Path, study: str | None = None) -> Path:
+        """Write :meth:`flat_results` to CSV (list-valued columns as JSON text)."""
+        self.flat_results(study).to_csv(path, index=False)
         return Path(path)
 
     def to_parquet(self, path: str | Path, study: str | None = None) -> Path:
-        """Write :meth:`results` to Parquet (needs ``pyarrow``: ``pip install overparam[parquet]``)."""
+        """Write :meth:`flat_results` to Parquet (list-valued columns as JSON text; needs ``pyarrow``:
+        ``pip install overparam[parquet]``)."""
         try:
             import pyarrow  # noqa: F401
         except ImportError as exc:  # pragma: no cover
             raise ImportError("to_parquet needs pyarrow: pip install 'overparam[parquet]'") from exc
-        self.results(study).to_parquet(path, index=False)
+        self.flat_results(study).to_parquet(path, index=False)
         return Path(path)
