@@ -86,3 +86,27 @@ def test_reproduce_report_export_and_exit_codes(tmp_path, capsys):
 def test_list_names_the_claim(capsys):
     assert main(["list"]) == 0
     assert "The sample mean of n i.i.d. N(0, 1) draws has variance 1/n." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", [b"SQLite format 3\x00" + b"\x00" * 200, b"not a database at all",
+                                     "foreign"])
+def test_a_damaged_or_foreign_store_is_one_line_exit_2_and_untouched(tmp_path, content):
+    out = tmp_path / "res"
+    out.mkdir()
+    store = out / "results.sqlite"
+    if content == "foreign":
+        import sqlite3
+        con = sqlite3.connect(store)
+        con.execute("CREATE TABLE customers (id INTEGER, name TEXT)")
+        con.commit()
+        con.close()
+    else:
+        store.write_bytes(content)
+    before = store.read_bytes()
+    for args in (["reproduce", "toy", "--scale", "test", "--workers", "1", "--quiet", "--out", str(out)],
+                 ["report", str(out)], ["export", str(out), "--to", str(tmp_path / "x.csv")]):
+        r = _run(args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and str(store) in lines[0], (args, r.stderr)
+        assert "move it aside" in lines[0] and "Traceback" not in r.stderr
+    assert store.read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["results.sqlite"]

@@ -47,6 +47,7 @@ def reproduce(
     """Run the studies' sweeps (skipping finished points), store every point, write the report and verdicts."""
     from .pipeline import reproduce as run
     from .sweep.executors import make_executor
+    from .sweep.store import StoreError
 
     values = dict(studies=studies or [], scale=scale, out=out, device=device, scheduler=scheduler, quiet=quiet)
     if workers is not None:
@@ -56,7 +57,12 @@ def reproduce(
         executor = make_executor(cfg.workers, cfg.scheduler)
     except ValueError as exc:
         raise ConfigError("scheduler", str(exc).removeprefix("scheduler: ")) from None
-    outcome = run(cfg.studies, cfg.scale, cfg.out, executor, device=cfg.device, quiet=True if cfg.quiet else None)
+    try:
+        outcome = run(cfg.studies, cfg.scale, cfg.out, executor, device=cfg.device,
+                      quiet=True if cfg.quiet else None)
+    except StoreError as exc:
+        executor.close()
+        raise ConfigError("out", str(exc).removeprefix("out: ")) from None
     return _summarise(outcome)
 
 
@@ -69,7 +75,7 @@ def report(out: Path = typer.Argument(..., help="Output folder of an earlier 're
         raise ConfigError("out", f"{str(out)!r} is a file; give the folder that holds results.sqlite")
     try:
         outcome = build_report(out)
-    except ValueError as exc:
+    except ValueError as exc:  # StoreError included
         raise ConfigError("out", str(exc).removeprefix("out: ")) from None
     return _summarise(outcome)
 
@@ -82,17 +88,19 @@ def export(
 ) -> int:
     """Export the store's points (parameters and metrics) to CSV or Parquet."""
     from .pipeline import STORE_NAME
-    from .sweep.store import Store
+    from .sweep.store import Store, StoreError
 
     if not (out / STORE_NAME).is_file():
         raise ConfigError("out", f"no {STORE_NAME} in {str(out)!r}")
     if to.suffix not in (".csv", ".parquet"):
         raise ConfigError("to", f"must end in .csv or .parquet (got {to.name!r})")
-    with Store(out / STORE_NAME) as store:
-        try:
+    try:
+        with Store(out / STORE_NAME) as store:
             (store.to_csv if to.suffix == ".csv" else store.to_parquet)(to, study)
-        except ValueError as exc:
-            raise ConfigError("study", str(exc).removeprefix("study: ")) from None
+    except StoreError as exc:
+        raise ConfigError("out", str(exc).removeprefix("out: ")) from None
+    except ValueError as exc:
+        raise ConfigError("study", str(exc).removeprefix("study: ")) from None
     typer.echo(f"wrote {to}")
     return 0
 

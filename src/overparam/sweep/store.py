@@ -75,12 +75,44 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
+class StoreError(ValueError):
+    """The file is not a readable overparam store (damaged, truncated, or another program's database)."""
+
+
+def check_store_file(path: Path) -> None:
+    """Read-only check that an existing, non-empty ``path`` is an SQLite database with overparam's ``points``
+    table; ``StoreError`` with one line naming the file and what to do otherwise. Writes nothing."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    advice = (f"move it aside (nothing was written to it) and run again, or give another --out; "
+              f"'overparam report' cannot read it either")
+    with open(path, "rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":
+            raise StoreError(f"out: {str(path)!r} is not an SQLite database; {advice}")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            cols = {r[1] for r in con.execute("PRAGMA table_info(points)")} if "points" in tables else set()
+            if "points" in tables:
+                con.execute("SELECT count(*) FROM points").fetchone()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"out: {str(path)!r} is damaged ({exc}); {advice}") from None
+    if tables and not {"key", "study", "params", "metrics", "status"} <= cols:
+        raise StoreError(f"out: {str(path)!r} is another program's database (tables: {', '.join(sorted(tables))}); "
+                         f"{advice}")
+
+
 class Store:
-    """The results store at ``path`` (created with its tables when missing)."""
+    """The results store at ``path`` (created with its tables when missing; ``StoreError`` when the file is
+    damaged or not an overparam store, before anything is written)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_store_file(self.path)
         self._con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute("PRAGMA synchronous=NORMAL")
