@@ -202,7 +202,9 @@ class DaskExecutor:
 
         futures = {self.client.submit(_execute_with_env, t, self.env, key=f"overparam-{t.study}-{t.key}",
                                       pure=False): t for t in tasks}
-        for fut in as_completed(list(futures)):
+        # the client's own loop: as_completed otherwise looks for a default client, and ours is not one
+        # (set_as_default=False, so that a library call never changes the caller's Dask defaults)
+        for fut in as_completed(list(futures), loop=self.client.loop):
             task = futures[fut]
             try:
                 yield fut.result()
