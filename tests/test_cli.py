@@ -110,3 +110,20 @@ def test_a_damaged_or_foreign_store_is_one_line_exit_2_and_untouched(tmp_path, c
         assert r.returncode == 2 and len(lines) == 1 and str(store) in lines[0], (args, r.stderr)
         assert "move it aside" in lines[0] and "Traceback" not in r.stderr
     assert store.read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["results.sqlite"]
+
+
+def test_a_second_run_into_a_busy_folder_is_refused_in_one_line(tmp_path):
+    out = tmp_path / "res"
+    env = dict(os.environ, TOY_SLEEP="0.3")
+    first = subprocess.Popen([sys.executable, "-m", "overparam", *BASE, "--out", str(out)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import time
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "results.sqlite").exists():
+        time.sleep(0.1)
+    r = _run([*BASE, "--out", str(out)])
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: --out: ") and f"in use by another run (pid {first.pid}" in lines[0]
+    assert first.wait(timeout=240) == 0
+    assert _run([*BASE, "--out", str(out)]).returncode == 0  # free again once the first run is over

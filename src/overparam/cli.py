@@ -47,6 +47,7 @@ def reproduce(
     """Run the studies' sweeps (skipping finished points), store every point, write the report and verdicts."""
     from .pipeline import reproduce as run
     from .sweep.executors import make_executor
+    from .sweep.lock import FolderBusy
     from .sweep.store import StoreError
 
     values = dict(studies=studies or [], scale=scale, out=out, device=device, scheduler=scheduler, quiet=quiet)
@@ -60,7 +61,7 @@ def reproduce(
     try:
         outcome = run(cfg.studies, cfg.scale, cfg.out, executor, device=cfg.device,
                       quiet=True if cfg.quiet else None)
-    except StoreError as exc:
+    except (StoreError, FolderBusy) as exc:
         executor.close()
         raise ConfigError("out", str(exc).removeprefix("out: ")) from None
     return _summarise(outcome)

@@ -21,8 +21,9 @@ from .claims import Verdict
 from .studies.base import Study
 from .sweep.engine import SweepSummary, run_sweep, tasks_for
 from .sweep.executors import Executor, versions
+from .sweep.lock import folder_lock
 from .sweep.progress import Progress
-from .sweep.store import Store
+from .sweep.store import Store, check_store_file
 
 STORE_NAME = "results.sqlite"
 
@@ -52,16 +53,21 @@ def study_points(study: Study, scale: str, device: str = "cpu") -> list[dict[str
 
 def reproduce(studies: list[str], scale: str, out: Path, executor: Executor, device: str = "cpu",
               quiet: bool | None = None) -> Outcome:
-    """Sweep each study at ``scale`` (skipping points already in the store), then write the report."""
+    """Sweep each study at ``scale`` (skipping points already in the store), then write the report.
+
+    One run per folder: a second run into ``out`` while this one holds it raises ``FolderBusy`` naming the holder.
+    """
+    check_store_file(out / STORE_NAME)  # a damaged store is refused before anything is written beside it
     out.mkdir(parents=True, exist_ok=True)
     summaries = []
-    with Store(out / STORE_NAME) as store, Progress(quiet) as progress:
-        for name in studies:
-            study = get(name)
-            summaries.append(run_sweep(study, study_points(study, scale, device), store, executor,
-                                       scale=scale, device=device, progress=progress))
-    executor.close()
-    outcome = build_report(out, studies)
+    with folder_lock(out):
+        with Store(out / STORE_NAME) as store, Progress(quiet) as progress:
+            for name in studies:
+                study = get(name)
+                summaries.append(run_sweep(study, study_points(study, scale, device), store, executor,
+                                           scale=scale, device=device, progress=progress))
+        executor.close()
+        outcome = build_report(out, studies)
     outcome.sweeps = summaries
     return outcome
 
