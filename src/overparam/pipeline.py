@@ -61,11 +61,13 @@ def reproduce(studies: list[str], scale: str, out: Path, executor: Executor, dev
     out.mkdir(parents=True, exist_ok=True)
     summaries = []
     with folder_lock(out):
-        with Store(out / STORE_NAME) as store, Progress(quiet) as progress:
+        parallel = getattr(executor, "workers", 1)
+        with Store(out / STORE_NAME) as store, Progress(quiet, parallel=parallel) as progress:
+            grid = {name: study_points(get(name), scale, device) for name in studies}
+            progress.begin(total=sum(len(tasks_for(get(n), p)) for n, p in grid.items()))
             for name in studies:
-                study = get(name)
-                summaries.append(run_sweep(study, study_points(study, scale, device), store, executor,
-                                           scale=scale, device=device, progress=progress))
+                summaries.append(run_sweep(get(name), grid[name], store, executor, scale=scale, device=device,
+                                           progress=progress))
         executor.close()
         outcome = build_report(out, studies)
     outcome.sweeps = summaries

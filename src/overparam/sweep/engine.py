@@ -41,7 +41,10 @@ def run_sweep(study: Study, params_list: list[dict[str, Any]], store: Store, exe
     todo = [t for t in tasks if t.key not in done]
     sweep_id = store.begin_sweep(study.name, scale, device, len(tasks))
     progress = progress or Progress(quiet=True)
-    progress.start(f"{study.name} ({scale})", total=len(tasks), completed=len(done))
+    group = {t.key: str(t.params.get("part", "")) for t in tasks}
+    progress.known_durations(store.durations(study.name, [t.key for t in tasks if t.key in done], group))
+    progress.start(f"{study.name} ({scale})", total=len(tasks), completed=len(done),
+                   pending=[group[t.key] for t in todo])
     n_failed = 0
     for rec in executor.run(todo):
         store.record(rec)
@@ -49,7 +52,8 @@ def run_sweep(study: Study, params_list: list[dict[str, Any]], store: Store, exe
         n_failed += failed
         if failed:
             progress.log(f"[{study.name}] point {rec.key} failed: {rec.error.splitlines()[0] if rec.error else ''}")
-        progress.advance(failed=failed)
+        progress.advance(failed=failed, group=group.get(rec.key, ""), seconds=rec.duration_s)
     wall = time.perf_counter() - t0
     store.end_sweep(sweep_id, len(todo), n_failed, wall)
+    progress.finish(skipped=len(done))
     return SweepSummary(study.name, len(tasks), len(done), len(todo), n_failed, wall)

@@ -192,6 +192,17 @@ class Store:
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def durations(self, study: str, keys: Iterable[str], group: dict[str, str]) -> list[tuple[str, float]]:
+        """(group[key], seconds) of the finished points among ``keys``: what earlier runs measured."""
+        keys = list(keys)
+        out = []
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            rows = self._con.execute(f"SELECT key, duration_s FROM points WHERE status='done' AND study=? AND key IN "
+                                     f"({','.join('?' * len(chunk))})", (study, *chunk)).fetchall()
+            out += [(group.get(k, ""), float(d)) for k, d in rows if d is not None]
+        return out
+
     def flat_results(self, study: str | None = None) -> pd.DataFrame:
         """:meth:`results` with every column that holds a list in any row written as JSON text in every row (a
         number becomes ``"0.5"``, a missing value stays missing), so that each column has one type — what CSV and
