@@ -190,6 +190,12 @@ class SoftmaxRegression:
         M = torch.tensor([[st.c, -1.0, -1.0], [-1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], dtype=torch.float64)
         return self.A.rmm(U), M
 
+    def low_rank_product(self, CU: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+        """(CᵀU) M (CᵀU)ᵀ, (d, d): 9d + 3d² multiply-adds."""
+        self.work.product(self.d, 3, 3)
+        self.work.product(self.d, 3, self.d)
+        return CU @ M @ CU.T
+
     def hvp(self, x: torch.Tensor, v: torch.Tensor, st: State | None = None) -> torch.Tensor:
         """∇²L v = Cᵀ B C v in O(nnz(C))."""
         st = st or self.state(x)
@@ -202,9 +208,8 @@ class SoftmaxRegression:
         """The exact Hessian Cᵀ diag(β) C + (CᵀU)M(CᵀU)ᵀ + Cᵀ diag(w²) C, (d, d); ``reg_gram`` = Cᵀdiag(w²)C when
         already known (it does not depend on x)."""
         st = st or self.state(x)
-        CU, M = self.low_rank(st)
-        self.work.add(3 * 3 * self.d + self.d * 3 * self.d)  # (CᵀU M) (CᵀU)ᵀ
-        H = self.A.gram(st.beta) + CU @ M @ CU.T + (reg_gram if reg_gram is not None else self.A.gram(self.w2))
+        reg = reg_gram if reg_gram is not None else self.A.gram(self.w2)
+        H = self.A.gram(st.beta) + self.low_rank_product(*self.low_rank(st)) + reg
         return 0.5 * (H + H.T)
 
     def torch_loss(self, x: torch.Tensor) -> torch.Tensor:

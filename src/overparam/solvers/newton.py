@@ -12,7 +12,7 @@ Every product with C, every factorization and the sketch add their multiply-adds
 
 Newton steps are taken in full (lr = 1: the local method). A step that increases the loss is reported by the loop.
 The problem is :class:`overparam.problems.softmax_regression.SoftmaxRegression` or anything with ``state``,
-``grad``, ``hvp``, ``hessian``, ``low_rank``, ``A`` (a :class:`Matrix`), ``w2`` and ``d``.
+``grad``, ``hvp``, ``hessian``, ``low_rank``, ``low_rank_product``, ``A`` (a :class:`Matrix`), ``w2`` and ``d``.
 """
 
 from __future__ import annotations
@@ -75,9 +75,7 @@ class SampledHessian:
                                work=pb.A.work)
         idx, wts = sample_rows(tau, self.s, pb.d, self.rng)
         D_tilde = torch.from_numpy(wts) * beta[torch.from_numpy(idx)]
-        CU, M = pb.low_rank(st)
-        pb.A.work.add(3 * 3 * pb.d + pb.d * 3 * pb.d)  # (CᵀU M) (CᵀU)ᵀ
-        H = pb.A.gram(D_tilde, rows=idx) + CU @ M @ CU.T + self.reg_gram
+        H = pb.A.gram(D_tilde, rows=idx) + pb.low_rank_product(*pb.low_rank(st)) + self.reg_gram
         H = 0.5 * (H + H.T)
         if self.keep:
             self.drawn.append(H)
