@@ -30,6 +30,7 @@ import scipy.sparse as sp
 import torch
 
 from ..validation import choice, finite_array, positive, positive_int
+from ..work import Work
 
 
 def _relu(v):
@@ -58,9 +59,10 @@ TORCH_PHI = {"relu": torch.relu, "softplus": torch.nn.functional.softplus,
 
 
 class Matrix:
-    """C as a dense tensor or a scipy sparse matrix, with the products the algorithms need."""
+    """C as a dense tensor or a scipy sparse matrix, with the products the algorithms need. Every product adds its
+    multiply-adds and the rows it reads to ``work`` (:class:`overparam.work.Work`, rules there)."""
 
-    def __init__(self, C):
+    def __init__(self, C, work: Work | None = None):
         if sp.issparse(C):
             self.C = C.tocsr().astype(np.float64)
             self.sparse = True
@@ -72,30 +74,47 @@ class Matrix:
                 raise ValueError(f"C: must be 2-D (n, d), got shape {tuple(self.C.shape)}")
             finite_array("C", self.C)
         self.n, self.d = self.C.shape
+        self.work = work if work is not None else Work()
 
     @property
     def nnz(self) -> int:
         return int(self.C.nnz) if self.sparse else self.n * self.d
 
+    def row_nnz(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Stored entries of each row (of the given ``rows``, repeats included)."""
+        per_row = np.diff(self.C.indptr) if self.sparse else np.full(self.n, self.d)
+        return per_row if rows is None else per_row[np.asarray(rows)]
+
     def mv(self, x: torch.Tensor) -> torch.Tensor:
-        """C x, (n,)."""
+        """C x, (n,): nnz multiply-adds."""
+        self.work.sparse_product(self.nnz, 1, self.n)
         return torch.from_numpy(self.C @ x.numpy()) if self.sparse else self.C @ x
 
     def rmv(self, y: torch.Tensor) -> torch.Tensor:
-        """Cᵀ y, (d,)."""
+        """Cᵀ y, (d,): nnz multiply-adds."""
+        self.work.sparse_product(self.nnz, 1, self.n)
         return torch.from_numpy(self.C.T @ y.numpy()) if self.sparse else self.C.T @ y
 
     def rmm(self, Y: torch.Tensor) -> torch.Tensor:
-        """Cᵀ Y for Y (n, k), (d, k)."""
+        """Cᵀ Y for Y (n, k), (d, k): nnz · k multiply-adds."""
+        self.work.sparse_product(self.nnz, Y.shape[1], self.n)
         return torch.from_numpy(np.asarray(self.C.T @ Y.numpy())) if self.sparse else self.C.T @ Y
 
     def gram(self, weights: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
-        """Cᵀ diag(weights) C over all rows or the given ``rows`` (weights indexed like those rows), (d, d)."""
+        """Cᵀ diag(weights) C over all rows or the given ``rows`` (weights indexed like those rows), (d, d):
+        Σ_i (nnz_i² + nnz_i) multiply-adds over the rows used."""
+        k = self.row_nnz(rows).astype(float)
+        self.work.add(float((k * k + k).sum()), len(k))
         if self.sparse:
             Cs = self.C if rows is None else self.C[rows]
             return torch.from_numpy(np.asarray((Cs.T @ Cs.multiply(weights.numpy()[:, None])).todense()))
         Cs = self.C if rows is None else self.C[torch.as_tensor(rows)]
         return Cs.T @ (weights[:, None] * Cs)
+
+    def scaled_rows(self, root: np.ndarray):
+        """diag(root) C in C's own representation (scipy CSR or a numpy array): one multiply per stored entry."""
+        self.work.add(self.nnz, self.n)
+        return self.C.multiply(root[:, None]).tocsr() if self.sparse else self.C.numpy() * root[:, None]
 
     def dense(self) -> torch.Tensor:
         return torch.from_numpy(self.C.toarray()) if self.sparse else self.C
@@ -120,6 +139,7 @@ class SoftmaxRegression:
 
     def __init__(self, C, b, w, theta=0.0, activation: str = "softplus"):
         self.A = Matrix(C)
+        self.work = self.A.work  # every product with C, the Hessians and the solvers' factorizations add here
         n, d = self.A.n, self.A.d
         self.b = torch.as_tensor(b, dtype=torch.float64)
         self.w = torch.as_tensor(w, dtype=torch.float64)
@@ -170,6 +190,12 @@ class SoftmaxRegression:
         M = torch.tensor([[st.c, -1.0, -1.0], [-1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], dtype=torch.float64)
         return self.A.rmm(U), M
 
+    def low_rank_product(self, CU: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+        """(CᵀU) M (CᵀU)ᵀ, (d, d): 9d + 3d² multiply-adds."""
+        self.work.product(self.d, 3, 3)
+        self.work.product(self.d, 3, self.d)
+        return CU @ M @ CU.T
+
     def hvp(self, x: torch.Tensor, v: torch.Tensor, st: State | None = None) -> torch.Tensor:
         """∇²L v = Cᵀ B C v in O(nnz(C))."""
         st = st or self.state(x)
@@ -182,8 +208,8 @@ class SoftmaxRegression:
         """The exact Hessian Cᵀ diag(β) C + (CᵀU)M(CᵀU)ᵀ + Cᵀ diag(w²) C, (d, d); ``reg_gram`` = Cᵀdiag(w²)C when
         already known (it does not depend on x)."""
         st = st or self.state(x)
-        CU, M = self.low_rank(st)
-        H = self.A.gram(st.beta) + CU @ M @ CU.T + (reg_gram if reg_gram is not None else self.A.gram(self.w2))
+        reg = reg_gram if reg_gram is not None else self.A.gram(self.w2)
+        H = self.A.gram(st.beta) + self.low_rank_product(*self.low_rank(st)) + reg
         return 0.5 * (H + H.T)
 
     def torch_loss(self, x: torch.Tensor) -> torch.Tensor:

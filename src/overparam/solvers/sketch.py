@@ -14,30 +14,43 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..validation import positive, positive_int
+from ..work import Work
 
 
 def _as_dense_or_sparse(A):
     return A.tocsr() if sp.issparse(A) else np.asarray(A, dtype=float)
 
 
-def leverage_scores(A, sketch: bool = True, k2: int = 32, seed: int = 0) -> np.ndarray:
-    """τ_i of the rows of A (dense array or scipy sparse), exact (QR) or sketched; shape (n,)."""
+def leverage_scores(A, sketch: bool = True, k2: int = 32, seed: int = 0, work: Work | None = None) -> np.ndarray:
+    """τ_i of the rows of A (dense array or scipy sparse), exact (QR) or sketched; shape (n,).
+
+    ``work`` (optional) receives the multiply-adds: sketched, nnz(A) for S·A, k₁d² − d³/3 for its QR, d³/3 + d²k₂ for
+    R⁻¹Π, nnz(A)·k₂ for A(R⁻¹Π) and n·k₂ for the row norms; exact, the QR of A."""
     A = _as_dense_or_sparse(A)
     n, d = A.shape
+    work = work if work is not None else Work()
+    nnz = int(A.nnz) if sp.issparse(A) else n * d
     rng = np.random.default_rng(seed)
     if not sketch:
         Ad = A.toarray() if sp.issparse(A) else A
+        work.qr(n, d)
+        work.add(n * d, n)
         Q, _ = np.linalg.qr(Ad)
         return (Q * Q).sum(1)
     k1 = min(n, 4 * d)
     S = sp.csr_matrix((rng.choice([-1.0, 1.0], n), (rng.integers(0, k1, n), np.arange(n))), shape=(k1, n))
+    work.add(nnz, n)  # S·A: each row of A added once (± sign) into one row of the sketch
     SA = S @ A
     SA = SA.toarray() if sp.issparse(SA) else SA
+    work.qr(k1, d)
     _, R = np.linalg.qr(SA)
     diag = np.abs(np.diag(R))
     R = R + np.diag(np.where(diag < 1e-12 * max(diag.max(), 1e-300), 1e-12 * max(diag.max(), 1.0), 0.0))
     Pi = rng.standard_normal((d, k2)) / math.sqrt(k2)
+    work.factor_solve(d, k2)
     Z = np.linalg.solve(R, Pi)  # R⁻¹Π
+    work.sparse_product(nnz, k2, n)
+    work.add(n * k2)  # squared row norms of AZ
     AZ = A @ Z
     return np.asarray((AZ * AZ).sum(1)).ravel()
 
