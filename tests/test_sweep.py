@@ -69,3 +69,25 @@ def test_same_seed_same_numbers(tmp_path):
     toy = get("toy")
     p = study_points(toy, "test")[5]
     assert toy.run(dict(p)) == toy.run(dict(p))
+
+
+def test_a_study_that_runs_on_cpu_only_keeps_its_cpu_keys_and_says_so(tmp_path, toy_env, capsys):
+    from dataclasses import dataclass
+
+    from toy_study import ToyStudy
+
+    from overparam.pipeline import device_for
+    from overparam.studies import register
+
+    @dataclass
+    class CpuToy(ToyStudy):
+        name = "toy-cpu"
+        devices = ("cpu",)
+
+    study = register(CpuToy())
+    assert device_for(study, "cuda") == "cpu" and device_for(get("toy"), "cuda") == "cuda"
+    assert study_points(study, "test", "cuda") == study_points(study, "test", "cpu")
+    reproduce(["toy-cpu"], "test", tmp_path, SerialExecutor(), device="cuda", quiet=None)
+    assert "[toy-cpu] runs on cpu whatever --device says (it declares cpu)" in capsys.readouterr().err
+    again = reproduce(["toy-cpu"], "test", tmp_path, SerialExecutor(), device="cpu", quiet=True)
+    assert again.sweeps[0].n_skipped == 24  # the run 'on cuda' stored CPU points under CPU keys

@@ -46,9 +46,17 @@ class Outcome:
         return {s: sum(v.status == s for v in self.verdicts) for s in ("pass", "fail", "not judged")}
 
 
+def device_for(study: Study, device: str) -> str:
+    """The device the study's points run on: ``device`` when the study can use it, else its first declared one."""
+    kind = device.split(":")[0]
+    return device if kind in study.devices else study.devices[0]
+
+
 def study_points(study: Study, scale: str, device: str = "cpu") -> list[dict[str, Any]]:
-    """The study's grid at ``scale``, each point told which device to run on."""
-    return [dict(p, device=device) for p in study.points(scale)]
+    """The study's grid at ``scale``, each point told which device it runs on (see :func:`device_for`), so that a
+    study that cannot use ``device`` keeps the keys of its CPU points and a rerun on CPU finds them."""
+    dev = device_for(study, device)
+    return [dict(p, device=dev) for p in study.points(scale)]
 
 
 def reproduce(studies: list[str], scale: str, out: Path, executor: Executor, device: str = "cpu",
@@ -64,10 +72,14 @@ def reproduce(studies: list[str], scale: str, out: Path, executor: Executor, dev
         parallel = getattr(executor, "workers", 1)
         with Store(out / STORE_NAME) as store, Progress(quiet, parallel=parallel) as progress:
             grid = {name: study_points(get(name), scale, device) for name in studies}
+            for name in studies:
+                if device_for(get(name), device) != device:
+                    progress.log(f"[{name}] runs on {device_for(get(name), device)} whatever --device says "
+                                 f"(it declares {', '.join(get(name).devices)}); its points run there")
             progress.begin(total=sum(len(tasks_for(get(n), p)) for n, p in grid.items()))
             for name in studies:
-                summaries.append(run_sweep(get(name), grid[name], store, executor, scale=scale, device=device,
-                                           progress=progress))
+                summaries.append(run_sweep(get(name), grid[name], store, executor, scale=scale,
+                                           device=device_for(get(name), device), progress=progress))
         executor.close()
         outcome = build_report(out, studies)
     outcome.sweeps = summaries

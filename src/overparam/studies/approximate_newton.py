@@ -298,6 +298,7 @@ class ApproximateNewton(Study):
              "costs what Õ(nnz(C) + s d² + d^ω) says against O(n d²) for exact Newton.")
     version = "2"
     theory_model = NewtonTheory
+    devices = ("cpu",)  # scipy sparse C and NumPy leverage scores: CPU whatever --device says
 
     def parts(self) -> list[Part]:
         return [Part("path", _path_points, _path, [ITERATIONS, CONTRACTION]),

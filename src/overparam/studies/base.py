@@ -47,6 +47,8 @@ class Study:
     version: ClassVar[str] = "1"
     #: handed to every claim's ``evaluate`` as ``theory``
     theory_model: ClassVar[Any] = None
+    #: devices ``run`` honours; asked for another, the study runs on the first of these (and says so)
+    devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
     options: dict[str, Any] = field(default_factory=dict)
 
     def parts(self) -> list[Part]:
