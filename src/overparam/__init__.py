@@ -17,4 +17,24 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 #: store never mixes results of two incompatible versions.
 RESULTS_VERSION = "1"
 
-__all__ = ["__version__", "RESULTS_VERSION"]
+#: the public face: ``import overparam as op`` then ``op.theory``, ``op.problems``, ``op.solvers``,
+#: ``op.diagnostics``, ``op.claims``, ``op.studies`` (each with a curated ``__all__``), ``op.reproduce`` and
+#: ``op.build_report``. Submodules load on first use, so ``import overparam`` stays cheap (no torch until needed).
+_SUBMODULES = ("theory", "problems", "solvers", "diagnostics", "claims", "studies", "analysis")
+_FUNCTIONS = {"reproduce": "pipeline", "build_report": "pipeline", "Outcome": "pipeline"}
+
+
+def __getattr__(name: str):
+    import importlib
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(f".{_FUNCTIONS[name]}", __name__), name)
+    raise AttributeError(f"module 'overparam' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = ["__version__", "RESULTS_VERSION", *_SUBMODULES, *_FUNCTIONS]

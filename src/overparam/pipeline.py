@@ -59,12 +59,17 @@ def study_points(study: Study, scale: str, device: str = "cpu") -> list[dict[str
     return [dict(p, device=dev) for p in study.points(scale)]
 
 
-def reproduce(studies: list[str], scale: str, out: Path, executor: Executor, device: str = "cpu",
-              quiet: bool | None = None) -> Outcome:
-    """Sweep each study at ``scale`` (skipping points already in the store), then write the report.
+def reproduce(studies: list[str], scale: str = "quick", out: Path | str = "overparam-results",
+              executor: Executor | None = None, device: str = "cpu", quiet: bool | None = None) -> Outcome:
+    """Sweep each study at ``scale`` (skipping points already in the store), then write the report into ``out``.
+    ``executor``: where points run (default: a local process pool with a worker per core).
 
     One run per folder: a second run into ``out`` while this one holds it raises ``FolderBusy`` naming the holder.
     """
+    out = Path(out)
+    if executor is None:
+        from .sweep.executors import LocalExecutor
+        executor = LocalExecutor()
     check_store_file(out / STORE_NAME)  # a damaged store is refused before anything is written beside it
     out.mkdir(parents=True, exist_ok=True)
     summaries = []
