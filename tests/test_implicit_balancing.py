@@ -9,9 +9,12 @@ import torch
 from overparam.backend import generator
 from overparam.diagnostics.norms import factor_balance, linear_chain_balance
 from overparam.problems.matrix_sensing import (GaussianOperator, low_rank_truth, make_operator, measure)
-from overparam.solvers.factorized import factorized_gd, sensing_loss_and_grad, small_init
-from overparam.solvers.nuclear import nuclear_least_squares, psd_shift, svt
-from overparam.theory.sensing import (imbalance, imbalance_increment, nuclear_phase_transition)
+from overparam.analysis import crossing, logistic_crossing
+from overparam.solvers.factorized import factorized_gd, plateau_status, sensing_loss_and_grad, small_init
+from overparam.solvers.nuclear import convex_recovery, nuclear_least_squares, psd_shift, svt
+from overparam.solvers.result import SolverResult
+from overparam.theory.sensing import (imbalance, imbalance_increment, nuclear_phase_transition,
+                                      statistical_dimension_finite)
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "rank_one", "entries"])
@@ -149,6 +152,9 @@ def test_statistical_dimension_against_monte_carlo():
                     + np.sum(np.maximum(s - pt.tau, 0) ** 2))
     # the quadrature uses the Marchenko–Pastur limit; at these sizes it is within ~1 % of the exact expectation
     assert np.mean(vals) == pytest.approx(pt.delta, rel=0.02)
+    # the seeded finite-size expectation agrees with this independent Monte Carlo to its standard error (×4)
+    fin = statistical_dimension_finite(n1, n2, r, pt.tau, draws=1500, seed=1)
+    assert abs(fin - np.mean(vals)) < 4 * np.std(vals) / math.sqrt(1500) * math.sqrt(2)
 
 
 def test_factor_diagnostics():
@@ -180,6 +186,108 @@ def test_factor_diagnostics():
     assert abs(after.imbalance[0] - before) < 0.05 * max(after.singular_values[0], 1)
     with pytest.raises(ValueError, match="^module: needs at least two"):
         linear_chain_balance(torch.nn.Linear(3, 3))
+
+
+def test_imbalance_stays_within_the_recursion_bound_every_step():
+    """‖UᵀU − VᵀV‖ ≤ ‖Δ₀‖ + μ² Σ max(‖EV‖², ‖EᵀU‖²): a triangle inequality on the exact recursion, so it holds by
+    construction — checked here (to rounding) rather than claimed by the study."""
+    g = generator(9)
+    L, R = low_rank_truth(16, 12, 2, 2.0, g)
+    op = GaussianOperator(3 * 2 * 28, 16, 12, g)
+    for alpha in (1e-1, 1e-3):
+        h = factorized_gd(op, measure(op, L, R), 12, alpha, g, steps=300, truth=(L, R), record_every=1).history
+        assert all(a <= b * (1 + 1e-9) for a, b in zip(h["imbalance"], h["imbalance_bound"]))
+
+
+def test_crossing_by_interpolation_and_by_logistic_fit():
+    assert crossing([1.0, 2.0, 3.0], [0.0, 0.25, 0.75]) == pytest.approx(2.5)
+    assert crossing([1.0, 2.0], [0.6, 0.9]) == 1.0 and math.isnan(crossing([1.0, 2.0], [0.1, 0.2]))
+    # trials drawn from a known logistic curve centred at 1.5: the fit finds the centre within 3 standard errors,
+    # and its standard error matches the spread of the estimate over independent repetitions (within 30 %)
+    rng = np.random.default_rng(0)
+    x = np.repeat(np.linspace(1.0, 2.0, 9), 12)
+    est = []
+    for _ in range(200):
+        s = (rng.random(len(x)) < 1 / (1 + np.exp(-(x - 1.5) / 0.08))).astype(float)
+        est.append(logistic_crossing(x, s))
+    est = np.array(est)
+    assert abs(est[0, 0] - 1.5) < 3 * est[0, 1]
+    assert np.std(est[:, 0]) == pytest.approx(np.median(est[:, 1]), rel=0.3)
+    assert all(math.isnan(v) for v in logistic_crossing([1.0, 2.0, 3.0, 4.0], [0, 0, 1, 1]))  # separable
+
+
+def test_convex_recovery_is_exact_above_the_transition_and_not_below():
+    n1, n2, r = 16, 12, 2
+    pt = nuclear_phase_transition(n1, n2, r)
+    errs = {}
+    for q in (0.7, 1.4):
+        g = generator(10)
+        L, R = low_rank_truth(n1, n2, r, 2.0, g)
+        op = GaussianOperator(int(q * pt.delta), n1, n2, g)
+        res = convex_recovery(op, measure(op, L, R), tol=1e-7)
+        assert res.converged
+        errs[q] = float(torch.linalg.norm(res.x - L @ R.T) / torch.linalg.norm(L @ R.T))
+    assert errs[1.4] < 1e-2 and errs[0.7] > 0.1
+
+
+def test_plateau_status():
+    flat = SolverResult(None, {"test_error": list(np.linspace(1.0, 0.99, 100))})
+    moving = SolverResult(None, {"test_error": list(np.geomspace(1.0, 1e-3, 100))})
+    assert plateau_status(flat, rtol=0.05) == "converged" and plateau_status(moving, rtol=0.05) == "max_steps"
+    assert plateau_status(SolverResult(None, {"test_error": [1e-3] * 9 + [0.0]})) == "max_steps"
+    assert plateau_status(SolverResult(None, {"test_error": [2e-8] * 9 + [0.0]})) == "converged"  # at resolution
+    assert plateau_status(SolverResult(None, {}, status="diverged")) == "diverged"
+
+
+# --- the study's claims on its recorded quick-scale run -----------------------------------------------------------
+def _judge(df=None, theory=None):
+    from study_results import load
+    from overparam.studies import get
+    study = get("implicit-balancing")
+    return {v.claim: v for v in study.judge(load("implicit-balancing") if df is None else df, "quick", theory)}
+
+
+def _by_start(verdicts, start):
+    return next(v for name, v in verdicts.items() if name.startswith(start))
+
+
+def test_quick_scale_claims_pass():
+    verdicts = _judge()
+    assert len(verdicts) == 4 and all(v.status == "pass" for v in verdicts.values()), verdicts
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_statistical_dimension_off_by_ten_percent_fails(factor):
+    from overparam.studies.implicit_balancing import SensingTheory
+
+    class Perturbed(SensingTheory):
+        @staticmethod
+        def phase_ratio(n1, n2, r):
+            return factor * SensingTheory.phase_ratio(n1, n2, r)
+
+    v = _by_start(_judge(theory=Perturbed), "convex recovery")
+    assert v.status == "fail", v
+
+
+def test_error_and_sv_claims_fail_when_alpha_does_not_matter():
+    """The one-sided α claims can fail: give every α the errors of the largest α (the seeds' spread kept)."""
+    from study_results import load
+    df = load("implicit-balancing")
+    gd = (df["part"] == "gd") & (df["k"] == 20)
+    top = df[gd & (df["alpha"] == df.loc[gd, "alpha"].max())].set_index("seed")
+    for col in ("final_error", "max_sv_next"):
+        df.loc[gd, col] = top.loc[df.loc[gd, "seed"], col].to_numpy()
+    verdicts = _judge(df)
+    assert _by_start(verdicts, "final error falls").status == "fail"
+    assert _by_start(verdicts, "σ_{r+1}").status == "fail"
+
+
+def test_widths_claim_fails_when_a_narrow_width_does_worse():
+    """Raise k = 2r's errors at the smallest α tenfold (one decade): the widths claim fails."""
+    from study_results import load
+    df = load("implicit-balancing")
+    df.loc[(df["part"] == "gd") & (df["k"] == 4), "final_error"] *= 10.0
+    assert _by_start(_judge(df), "every width").status == "fail"
 
 
 def test_study_at_test_scale(tmp_path):

@@ -162,12 +162,57 @@ def test_study_at_test_scale(tmp_path):
     from overparam.pipeline import reproduce
     from overparam.sweep.executors import SerialExecutor
     out = reproduce(["near-interpolators"], "test", tmp_path, SerialExecutor(), quiet=True)
-    by = {v.claim.split(":")[0]: v for v in out.verdicts}
-    assert by["every point of the sweep finished"].passed
-    trade = [v for v in out.verdicts if v.claim.startswith("test error against training error")][0]
-    assert trade.passed and trade.measured < 0.05
+    assert out.passed, [v for v in out.verdicts if not v.passed]
     slopes = [v for v in out.verdicts if "fitted log-log slope" in v.claim]
-    assert [round(float(v.predicted), 2) for v in slopes] == [1.25, 2.5]
-    assert all(abs(v.measured - float(v.predicted)) < 0.3 for v in slopes)
+    # at n ≤ 400 the deterministic equivalent's slope is already within 0.1 of α
+    assert [round(v.predicted, 1) for v in slopes] == [1.2, 2.5]
+    assert all(abs(v.measured - v.predicted) < 0.3 for v in slopes)
     for name in ("norm_vs_n", "tradeoff", "network_norm_vs_n"):
         assert (tmp_path / "figures" / "near-interpolators" / f"{name}.png").stat().st_size > 5000
+
+
+# --- the study's claims on its recorded quick-scale run -------------------------------------------------------------
+def _judge(theory=None):
+    from study_results import load
+    from overparam.studies import get
+    return get("near-interpolators").judge(load("near-interpolators"), "quick", theory)
+
+
+def test_quick_scale_claims_pass():
+    verdicts = _judge()
+    assert len(verdicts) == 5 and all(v.status == "pass" for v in verdicts), verdicts
+
+
+def _perturbed(norm_factor=1.0, alpha_factor=1.0, test_factor=1.0):
+    from overparam.studies.near_interpolators import RidgeTheory
+
+    class Perturbed(RidgeTheory):
+        @staticmethod
+        def norm2(n, alpha, tau):
+            return norm_factor * RidgeTheory.norm2(n, alpha * alpha_factor, tau)
+
+        @staticmethod
+        def test_error(n, alpha, tau):
+            return test_factor * RidgeTheory.test_error(n, alpha, tau)
+    return Perturbed
+
+
+@pytest.mark.parametrize("factor", [0.95, 1.05])
+def test_norm_off_by_five_percent_fails(factor):
+    """The deterministic equivalent of ‖β̂‖² scaled by ±5 %: both pooled-ratio claims fail."""
+    bad = [v for v in _judge(_perturbed(norm_factor=factor)) if v.claim.startswith("mean ‖β̂‖²")]
+    assert len(bad) == 2 and all(v.status == "fail" for v in bad), bad
+
+
+@pytest.mark.parametrize("factor", [1.05])
+def test_alpha_off_by_five_percent_fails_the_slopes(factor):
+    """α raised by 5 % in the theory: both slope claims fail (the DE's slope moves by ≈ 0.05·α). (α lowered by 5 % is
+    caught at α = 2.5 only: at α = 1.25 the shift, 0.06, is about the measured finite-n bias allowance.)"""
+    bad = [v for v in _judge(_perturbed(alpha_factor=factor)) if "fitted log-log slope" in v.claim]
+    assert len(bad) == 2 and all(v.status == "fail" for v in bad), bad
+
+
+@pytest.mark.parametrize("factor", [0.97, 1.03])
+def test_tradeoff_off_by_three_percent_fails(factor):
+    bad = [v for v in _judge(_perturbed(test_factor=factor)) if v.claim.startswith("test error against")]
+    assert len(bad) == 1 and bad[0].status == "fail", bad

@@ -154,3 +154,18 @@ def gram_factorized_gd(op: SensingOperator, y: torch.Tensor, m: int, lam: float,
 
     return minimize(lambda ps: None, [W0], lr=lr, method=method, max_steps=steps, grad_tol=grad_tol, record=record,
                     record_every=record_every, grad=grad)
+
+
+def plateau_status(res: SolverResult, key: str = "test_error", window: float = 0.1, rtol: float = 1e-2,
+                   atol: float = 1e-7) -> str:
+    """A fixed-budget run's status as a string: "diverged" as the solver said; "converged" when it stopped on its
+    criterion or when the recorded ``key`` moved by at most rtol·|h_end| + atol over the last ``window`` fraction of
+    the history (it reached its plateau; atol ≈ 7√ε covers the resolution of :func:`factor_metrics`' test error, a
+    difference of traces resolved to a few √ε); "max_steps" otherwise."""
+    if res.status == "diverged" or res.converged:
+        return "diverged" if res.status == "diverged" else "converged"
+    h = res.history.get(key, [])
+    if len(h) < 2 or not all(math.isfinite(v) for v in h[-2:]):
+        return res.status
+    start = h[min(len(h) - 2, int(len(h) * (1 - window)))]
+    return "converged" if abs(h[-1] - start) <= rtol * abs(h[-1]) + atol else "max_steps"

@@ -119,3 +119,20 @@ def nuclear_least_squares(op: Any, y: torch.Tensor, lam: float, *, psd: bool = F
                 status, message = "converged", f"relative duality gap {gap / max(1.0, abs(P_new)):.2e} ≤ tol = {tol:g}"
                 break
     return SolverResult(X, history, status, it, message)
+
+
+def convex_recovery(op: Any, y: torch.Tensor, lam_final_rel: float = 1e-5, stages: int = 6, max_iter: int = 600,
+                    tol: float = 1e-9) -> SolverResult:
+    """Approximately min ‖X‖_* subject to 𝒜(X) = y: nuclear-norm least squares with the penalty driven from
+    ½‖𝒜*y‖_op down to ``lam_final_rel``·‖𝒜*y‖_op over ``stages`` warm-started stages (continuation).
+
+    Returns the last stage's :class:`SolverResult`: its status says whether the final, smallest-penalty problem
+    reached the relative duality gap ``tol``.
+    """
+    top = float(torch.linalg.matrix_norm(op.adjoint(y), ord=2))
+    X, res = None, None
+    L = op.norm_estimate() ** 2 * 1.01
+    for lam in torch.logspace(math.log10(0.5 * top), math.log10(lam_final_rel * top), stages, dtype=torch.float64):
+        res = nuclear_least_squares(op, y, float(lam), X0=X, max_iter=max_iter, tol=tol, L=L)
+        X = res.x
+    return res
