@@ -12,8 +12,7 @@ from overparam.backend import generator
 from overparam.diagnostics.norms import NearInterpolatorWarning, norm_growth
 from overparam.diagnostics.spectrum import powerlaw_exponent
 from overparam.problems.linear_regression import powerlaw_problem
-from overparam.solvers.ridge import RidgePath
-from overparam.studies.near_interpolators import ridge_at_tau, theory_at_tau
+from overparam.solvers.ridge import RidgePath, ridge_at_tau
 from overparam.theory.ridge import (deterministic_equivalent, powerlaw_I, powerlaw_interpolation_threshold,
                                     powerlaw_J, powerlaw_tradeoff)
 
@@ -111,9 +110,10 @@ def test_deterministic_equivalent_approaches_the_powerlaw_limit():
 def test_simulation_against_deterministic_equivalent_small_n():
     # n = 300: finite-size bias of the norm is ~2-4 %, sampling error ~3 % (8 designs × 16 draws)
     n, a = 300, 1.5
-    sims = [ridge_at_tau(n, a, [0.1, 0.5], s, 16, "cpu") for s in range(8)]
+    prob = powerlaw_problem(n, a, 2 / 3, 1.0)
+    sims = [ridge_at_tau(prob, n, [0.1, 0.5], generator(s), 16) for s in range(8)]
     for j, tau in enumerate((0.1, 0.5)):
-        th = theory_at_tau(n, a, tau)
+        th = prob.theory_at_tau(n, tau)
         assert np.mean([s["test_error"][j] for s in sims]) == pytest.approx(th["test_error"], rel=0.03)
         assert np.mean([s["norm2"][j] for s in sims]) == pytest.approx(th["norm2"], rel=0.12)
         assert np.mean([s["lam"][j] for s in sims]) == pytest.approx(th["lam"], rel=0.10)

@@ -57,6 +57,16 @@ class LinearRegressionProblem:
         eps = torch.randn(X.shape[0], generator=g, device=X.device, dtype=X.dtype)
         return X @ beta_star + np.sqrt(self.sigma2) * eps
 
+    def theory_at_tau(self, n: int, tau: float) -> dict[str, float]:
+        """The deterministic equivalent of ridge on n samples at the λ whose predicted training error is τ:
+        ``lam``, E‖β̂‖² (``norm2``) and the population risk (``test_error``), from
+        :func:`overparam.theory.ridge.deterministic_equivalent` with this problem's spectrum and target."""
+        from ..theory.ridge import deterministic_equivalent, lambda_for_train_error_theory
+        spec, b = self.spectrum.cpu().numpy(), self.target_coefficients()
+        lam = lambda_for_train_error_theory(spec, b, self.sigma2, tau, n)
+        de = deterministic_equivalent(spec, b, self.sigma2, lam, n)
+        return {"lam": lam, "norm2": float(de.norm2), "test_error": float(de.test_error)}
+
     def test_error(self, beta: torch.Tensor, beta_star: torch.Tensor) -> torch.Tensor:
         """Exact population risk E(y − ⟨x, β⟩)² = (β − β*)ᵀ Σ (β − β*) + σ² (no test sample needed)."""
         d = beta - beta_star

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 
-from ..problems.linear_regression import check_xy
+from ..problems.linear_regression import LinearRegressionProblem, check_xy
 from ..validation import positive
 
 
@@ -119,3 +119,22 @@ def lambda_for_target(train_error, tau: float, bounds: tuple[float, float], s: t
     a = math.log(max(float(s2.min()), 1e-300)) - 40.0
     b = math.log(float(s2.max())) + 40.0
     return float(math.exp(brentq(lambda t: float(train_error(math.exp(t))) - tau, a, b, xtol=xtol, maxiter=500)))
+
+
+def ridge_at_tau(prob: LinearRegressionProblem, n: int, taus: list[float], g: torch.Generator,
+                 reps: int) -> dict[str, list[float]]:
+    """Ridge held at training error τ: one design X (n × p) drawn from ``prob``, then ``reps`` draws of (β*, ε);
+    for each τ the λ̂ with (1/n)‖y − Xβ̂_λ‖² = τ (:meth:`RidgePath.lambda_for_train_error`), and the mean over
+    draws of λ̂, ‖β̂‖², the test error, and the standard error of ‖β̂‖² (``norm2_sem``); lists of len(taus)."""
+    X = prob.design(n, g)
+    U, s, Vh = thin_svd(X)
+    lam, norm2, test = (np.zeros((reps, len(taus))) for _ in range(3))
+    for r in range(reps):
+        beta_star = prob.target(g)
+        path = RidgePath.from_svd(U, s, Vh, prob.labels(X, beta_star, g))
+        for j, tau in enumerate(taus):
+            lam[r, j] = path.lambda_for_train_error(tau)
+            norm2[r, j] = path.norm2(lam[r, j])
+            test[r, j] = float(prob.test_error(path.coef(lam[r, j]), beta_star))
+    return {"lam": lam.mean(0).tolist(), "norm2": norm2.mean(0).tolist(), "test_error": test.mean(0).tolist(),
+            "norm2_sem": (norm2.std(0) / math.sqrt(reps)).tolist()}

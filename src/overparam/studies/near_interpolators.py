@@ -27,8 +27,8 @@ from ..claims import Claim, Evidence, mean_sem, pooled_mean, slope_with_se
 from ..problems.linear_regression import powerlaw_problem
 from ..report.figures import aggregate, loglog, new_figure, plot_points, plot_theory
 from ..solvers.module import fit_module
-from ..solvers.ridge import RidgePath, thin_svd
-from ..theory.ridge import (deterministic_equivalent, lambda_for_train_error_theory, powerlaw_tradeoff)
+from ..solvers.ridge import ridge_at_tau as solve_at_tau
+from ..theory.ridge import powerlaw_tradeoff
 from . import register
 from .base import Part, Study
 
@@ -56,30 +56,14 @@ def taus(n_tau: int) -> list[float]:
 
 
 def ridge_at_tau(n: int, alpha: float, tau_list: list[float], seed: int, reps: int, device: str) -> dict:
-    """One design, ``reps`` draws of (β*, ε); for each τ the mean over draws of λ̂, ‖β̂‖² and the test error."""
-    prob = powerlaw_problem(n, alpha, GAMMA, SIGMA2, device=device)
-    g = generator(seed, device)
-    X = prob.design(n, g)
-    U, s, Vh = thin_svd(X)
-    lam, norm2, test = (np.zeros((reps, len(tau_list))) for _ in range(3))
-    for r in range(reps):
-        beta_star = prob.target(g)
-        path = RidgePath.from_svd(U, s, Vh, prob.labels(X, beta_star, g))
-        for j, tau in enumerate(tau_list):
-            lam[r, j] = path.lambda_for_train_error(tau)
-            norm2[r, j] = path.norm2(lam[r, j])
-            test[r, j] = float(prob.test_error(path.coef(lam[r, j]), beta_star))
-    return {"lam": lam.mean(0).tolist(), "norm2": norm2.mean(0).tolist(), "test_error": test.mean(0).tolist(),
-            "norm2_sem": (norm2.std(0) / math.sqrt(reps)).tolist()}
+    """:func:`overparam.solvers.ridge.ridge_at_tau` on the study's power-law problem."""
+    return solve_at_tau(powerlaw_problem(n, alpha, GAMMA, SIGMA2, device=device), n, tau_list,
+                        generator(seed, device), reps)
 
 
 def theory_at_tau(n: int, alpha: float, tau: float) -> dict:
-    """Deterministic equivalent at the λ whose predicted training error is τ."""
-    prob = powerlaw_problem(n, alpha, GAMMA, SIGMA2)
-    spec, b = prob.spectrum.cpu().numpy(), prob.target_coefficients()
-    lam = lambda_for_train_error_theory(spec, b, SIGMA2, tau, n)
-    de = deterministic_equivalent(spec, b, SIGMA2, lam, n)
-    return {"lam": lam, "norm2": float(de.norm2), "test_error": float(de.test_error)}
+    """The deterministic equivalent at training error τ on the study's power-law problem."""
+    return powerlaw_problem(n, alpha, GAMMA, SIGMA2).theory_at_tau(n, tau)
 
 
 class RidgeTheory:
