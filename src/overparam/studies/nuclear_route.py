@@ -39,12 +39,12 @@ CONVEX_TOL = 1e-9  # relative duality gap at which the convex solve stops
 GD_GRAD_TOL = 1e-13  # ‖∇_W F‖ at which gradient descent on W stops
 
 SCALES = {
-    "test": dict(d_goe=20, d_real=24, alphas=[0.5, 1.0, 2.0], seeds=1, real_seeds=1, configs=CONFIGS[:1],
+    "test": dict(d_goe=20, d_real=24, alphas=[0.5, 1.0, 2.0], seeds=1, real_seeds=1, configs=CONFIGS,
                  fs_ds=[12, 16], fs_seeds=1, rec_ds=[14, 20], rec_alphas=[0.2, 0.29, 0.42, 0.5], rec_seeds=1, eq_d=10,
                  eq_ms=[2, 4, 10, 20], eq_steps=60000),
     "quick": dict(d_goe=60, d_real=80, alphas=[0.25, 0.5, 1.0, 1.5, 2.0, 3.0], seeds=6, real_seeds=2, configs=CONFIGS,
-                  fs_ds=[30, 40], fs_seeds=6, rec_ds=[30, 50], rec_alphas=[0.2, 0.25, 0.29, 0.31, 0.34, 0.36, 0.42, 0.5],
-                  rec_seeds=2, eq_d=20, eq_ms=[4, 8, 11, 12, 13, 14, 15, 20, 40], eq_steps=60000),
+                  fs_ds=[20, 30, 40], fs_seeds=12, rec_ds=[30, 50],
+                  rec_alphas=[0.2, 0.25, 0.29, 0.31, 0.34, 0.36, 0.42, 0.5], rec_seeds=2, eq_d=20, eq_ms=[4, 8, 11, 12, 13, 14, 15, 20, 40], eq_steps=60000),
     "paper": dict(d_goe=100, d_real=200, alphas=[0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0], seeds=8,
                   real_seeds=4, configs=CONFIGS, fs_ds=[40, 60], fs_seeds=8, rec_ds=[60, 100],
                   rec_alphas=[0.2, 0.25, 0.29, 0.31, 0.34, 0.36, 0.42, 0.5], rec_seeds=4, eq_d=40,
@@ -289,25 +289,8 @@ class NuclearRoute(Study):
     theory_model = QuadraticERMTheory
 
     def parts(self) -> list[Part]:
-        fs = "κ* = 2, α = 0.5"
-        errors = [
-            Claim("test error of the convex minimizer (GOE design): pooled ratio to the theory over α and (κ*, λ, Δ)",
-                  _errors_vs_theory("test_error"),
-                  f"{K_POOLED:g} s.e. of the inverse-variance pooled seed-mean ratio; predicted 1 + b/d with b the "
-                  f"slope in 1/d measured at {fs}, d = 30, 40, 60 (its s.e. added in quadrature).", k=K_POOLED,
-                  converged=("convex_status",)),
-            Claim("training error of the convex minimizer (GOE design): pooled ratio to the theory over α and "
-                  "(κ*, λ, Δ)", _errors_vs_theory("train_error"),
-                  f"{K_POOLED:g} s.e. of the pooled ratio; the training error's finite-size bias ∝ 1/d is measured, "
-                  f"not allowed for: predicted 1 + b/d with b fitted at {fs}, d = 30, 40, 60.", k=K_POOLED,
-                  converged=("convex_status",)),
-            Claim("rank fraction of the minimizer (GOE design): pooled deviation from ρ_Y((θ, ∞)) over α and "
-                  "(κ*, λ, Δ)", _errors_vs_theory("rank_fraction", additive=True),
-                  f"{K_POOLED:g} s.e. of the pooled seed-mean difference (s.e. includes the 1/d rounding of a rank); "
-                  f"predicted b/d, the 1/d trend measured at {fs}.", k=K_POOLED, converged=("convex_status",)),
-        ]
         return [
-            Part("errors", _error_points, run_convex, errors),
+            Part("errors", _error_points, run_convex),
             Part("finite_size", _finite_size_points, run_convex),
             Part("recovery", _recovery_points, run_convex, [Claim(
                 f"noiseless recovery switches on at α_PR(κ* = {RECOVERY_KAPPA}): midpoint of the last α with test "
@@ -329,12 +312,30 @@ class NuclearRoute(Study):
         ]
 
     def extra_claims(self) -> list[Claim]:
+        """Claims on the ``errors`` rows that also read the ``finite_size`` rows (the measured 1/d trend)."""
+        fs = "κ* = 2, α = 0.5"
+        pooled = [
+            Claim("test error of the convex minimizer (GOE design): pooled ratio to the theory over α and (κ*, λ, Δ)",
+                  _errors_vs_theory("test_error"),
+                  f"{K_POOLED:g} s.e. of the inverse-variance pooled seed-mean ratio; predicted 1 + b/d with b the "
+                  f"slope in 1/d measured at {fs}, d = 20, 30, 40, 60 (its s.e. added in quadrature).", k=K_POOLED,
+                  converged=("convex_status",)),
+            Claim("training error of the convex minimizer (GOE design): pooled ratio to the theory over α and "
+                  "(κ*, λ, Δ)", _errors_vs_theory("train_error"),
+                  f"{K_POOLED:g} s.e. of the pooled ratio; the training error's finite-size bias ∝ 1/d is measured, "
+                  f"not allowed for: predicted 1 + b/d with b fitted at {fs}, d = 20, 30, 40, 60.", k=K_POOLED,
+                  converged=("convex_status",)),
+            Claim("rank fraction of the minimizer (GOE design): pooled deviation from ρ_Y((θ, ∞)) over α and "
+                  "(κ*, λ, Δ)", _errors_vs_theory("rank_fraction", additive=True),
+                  f"{K_POOLED:g} s.e. of the pooled seed-mean difference (s.e. includes the 1/d rounding of a rank); "
+                  f"predicted b/d, the 1/d trend measured at {fs}.", k=K_POOLED, converged=("convex_status",)),
+        ]
         cols = (("test_error", False, "test error"), ("train_error", False, "training error"),
                 ("rank_fraction", True, "rank fraction"))
         return [Claim(f"{label} at κ* = 2, α = 0.5 (GOE) extrapolated to d → ∞ by a fit in 1/d matches the theory",
                       _extrapolation(col, additive), f"{K_POOLED:g} s.e. of the weighted fit's intercept (seed errors "
                       "propagated); no bias: the extrapolation removes the 1/d term.", k=K_POOLED,
-                      converged=("convex_status",)) for col, additive, label in cols]
+                      converged=("convex_status",)) for col, additive, label in cols] + pooled
 
     # --- figures -------------------------------------------------------------------------------------------------
     def figures(self, results: pd.DataFrame) -> dict:
