@@ -213,3 +213,76 @@ def test_study_at_test_scale(tmp_path):
     assert all(v.passed for v in out.verdicts), [v for v in out.verdicts if not v.passed]
     for name in ("errors_vs_alpha", "rank_fraction_vs_alpha", "recovery", "thresholds", "equivalence"):
         assert (tmp_path / "figures" / "nuclear-route" / f"{name}.png").is_file()
+
+
+# --- the claims on the recorded quick-scale run: pass against the theory, fail against a perturbed one --------------
+def _verdicts(theory=None):
+    import study_results
+    from overparam.studies import get
+    from overparam.studies.nuclear_route import QuadraticERMTheory  # noqa: F401  (registers the study)
+    return {v.claim: v for v in get("nuclear-route").judge(study_results.load("nuclear-route"), "quick", theory)}
+
+
+def _claim(verdicts, start):
+    (v,) = [v for name, v in verdicts.items() if name.startswith(start)]
+    return v
+
+
+def _scaled(field, factor=1.0, shift=0.0):
+    """A theory whose ``field`` of ``predict`` is multiplied by ``factor`` and shifted by ``shift``."""
+    from dataclasses import replace as _replace
+
+    from overparam.studies.nuclear_route import QuadraticERMTheory
+
+    class Perturbed(QuadraticERMTheory):
+        @staticmethod
+        def predict(alpha, kappa_star, lam, noise):
+            p = QuadraticERMTheory.predict(alpha, kappa_star, lam, noise)
+            return _replace(p, **{field: getattr(p, field) * factor + shift})
+    return Perturbed
+
+
+def test_recorded_quick_run_passes_every_claim():
+    vs = _verdicts()
+    assert all(v.status == "pass" for v in vs.values()), {k: (v.status, v.margin, v.detail) for k, v in vs.items()}
+
+
+@pytest.mark.parametrize("start,field,factor,shift", [
+    # 5 % of the predicted errors (the pooled tolerances are 2.5 % and 4 %, mostly the measured 1/d bias)
+    ("test error of the convex minimizer", "test_error", 1.05, 0.0),
+    ("training error of the convex minimizer", "train_error", 1.05, 0.0),
+    ("rank fraction of the minimizer", "rank_fraction", 1.0, 0.016),  # the quadrature bug's size
+    ("rank fraction of the minimizer", "rank_fraction", 1.0, -0.016),
+])
+def test_perturbed_theory_fails_the_pooled_claims(start, field, factor, shift):
+    assert _claim(_verdicts(_scaled(field, factor, shift)), start).status == "fail"
+
+
+@pytest.mark.parametrize("label,field,factor,shift", [
+    # the d → ∞ intercepts rest on 12 seeds at four d: tolerances 8 % and 12 %, so only errors of 10 % and 15 % fail
+    ("test error at", "test_error", 1.10, 0.0), ("training error at", "train_error", 1.15, 0.0),
+    ("rank fraction at", "rank_fraction", 1.0, 0.016)])
+def test_perturbed_theory_fails_the_extrapolation(label, field, factor, shift):
+    assert _claim(_verdicts(_scaled(field, factor, shift)), label).status == "fail"
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_recovery_threshold_off_by_ten_percent_fails(factor):
+    from overparam.studies.nuclear_route import QuadraticERMTheory
+
+    class Perturbed(QuadraticERMTheory):
+        @staticmethod
+        def perfect_recovery_threshold(kappa_star):
+            return factor * QuadraticERMTheory.perfect_recovery_threshold(kappa_star)
+    assert _claim(_verdicts(Perturbed), "noiseless recovery").status == "fail"
+
+
+@pytest.mark.parametrize("offset,start", [(2, "below that width"), (-2, "GD on W with m")])
+def test_wrong_rank_threshold_fails_the_equivalence(offset, start):
+    from overparam.studies.nuclear_route import QuadraticERMTheory
+
+    class Perturbed(QuadraticERMTheory):
+        @staticmethod
+        def width_needed(rank):
+            return int(rank) + offset
+    assert _claim(_verdicts(Perturbed), start).status == "fail"
