@@ -21,10 +21,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from ..solvers.nuclear import nuclear_least_squares
 from ..validation import choice, finite_array, positive, positive_int
 from .matrix_sensing import SensingOperator
+
+#: eigenvalues above RANK_RTOL·λ_max count towards the rank of a PSD matrix
+RANK_RTOL = 1e-6
 
 DESIGNS = ("quadratic", "goe")
 
@@ -97,6 +102,17 @@ class QuadraticNetProblem:
         r = self.y - self.op.forward(S)
         return float(r @ r) / self.d**2 + lam / self.d * float(torch.trace(S))
 
+    def convex_twin(self, lam: float, tol: float = 1e-9, max_iter: int = 20000):
+        """The convex minimizer of (1/d²)‖y − 𝒜S‖² + (λ/d) Tr S over S ⪰ 0 (FISTA, relative duality-gap stop at
+        ``tol``): ``nuclear_least_squares`` with penalty λ/d and the data term's weight 2/d² (its ½ undone)."""
+        d = self.d
+        return nuclear_least_squares(self.op, self.y, lam / d, psd=True, weight=2.0 / d**2, tol=tol,
+                                     max_iter=max_iter)
+
+    def student_gram(self, W: torch.Tensor) -> torch.Tensor:
+        """S = WᵀW/√(m d) for a student W of shape (m, d)."""
+        return W.T @ W / math.sqrt(W.shape[0] * self.d)
+
     def train_error(self, S: torch.Tensor) -> float:
         r = self.y - self.op.forward(S)
         return float(r @ r) / self.n
@@ -105,6 +121,12 @@ class QuadraticNetProblem:
         """E(y − f(x))² = 2‖S − S*‖_F²/d + Δ (exact for both designs: Var⟨Z, M⟩ = 2‖M‖_F²/d for symmetric M)."""
         D = 0.5 * (S + S.T) - self.S_star
         return 2.0 * float((D * D).sum()) / self.d + self.noise
+
+
+def psd_rank(S: torch.Tensor, rtol: float = RANK_RTOL) -> tuple[int, np.ndarray]:
+    """#{eigenvalues of sym(S) > rtol·λ_max} and the eigenvalues (ascending) of sym(S) = (S + Sᵀ)/2."""
+    ev = torch.linalg.eigvalsh(0.5 * (S + S.T)).cpu().numpy()
+    return int((ev > rtol * max(ev.max(), 1e-300)).sum()), ev
 
 
 def teacher(d: int, kappa_star: float, g: torch.Generator, dtype: torch.dtype = torch.float64) -> torch.Tensor:
