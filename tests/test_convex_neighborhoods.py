@@ -313,3 +313,59 @@ def test_convergence_order_estimate():
     # two steps to rounding: the first error at the floor closes the sequence (a lower bound on the order)
     assert convergence_order([3.9e-5, 6.2e-8, 2.3e-14, 1.7e-14], 1e-13) == pytest.approx(2.298, abs=1e-3)
 
+
+# --- the claims on the recorded quick-scale run: pass against the theory, fail against a perturbed one ------------
+def _verdicts(theory=None):
+    from study_results import load
+    from overparam.studies import get
+    study = get("convex-neighborhoods")
+    return {v.claim.split(" (")[0]: v for v in study.judge(load("convex-neighborhoods"), "quick", theory=theory)}
+
+
+def _theory():
+    from overparam.studies.convex_neighborhoods import NeighborhoodsTheory
+    return NeighborhoodsTheory
+
+
+PD = "efficient minimizers of analytic networks have a positive definite Hessian"
+SPLIT = "neurons split into copies"
+ORDER = "Newton from half the certified radius μ/(2M) converges at least quadratically"
+TRAINED = "trained redundant minimizers have as many zero Hessian eigenvalues as find_redundancy predicts"
+
+
+def test_quick_scale_claims_pass_against_the_theory():
+    verdicts = _verdicts()
+    assert set(verdicts) == {PD, SPLIT, ORDER, TRAINED}
+    assert all(v.status == "pass" for v in verdicts.values()), [v for v in verdicts.values() if v.status != "pass"]
+    assert verdicts[PD].n >= 1000 and verdicts[TRAINED].n >= 200 and verdicts[SPLIT].n >= 50
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.95])
+def test_pd_claim_fails_when_efficient_minimizers_had_a_zero_eigenvalue(fraction):
+    """λ_min = 0 at every efficient minimizer (PD fraction 0), or at 5 % of them (fraction 0.95)."""
+    class Flat(_theory()):
+        @staticmethod
+        def pd_fraction_efficient():
+            return fraction
+    v = _verdicts(Flat)[PD]
+    assert v.status == "fail" and v.margin > 1
+
+
+@pytest.mark.parametrize("shift", [-1, 1])
+def test_zero_count_claims_fail_when_the_flat_dimension_is_off_by_one(shift):
+    class OffByOne(_theory()):
+        @staticmethod
+        def zero_eigenvalues(flat_dimension, zero_residual_kernel, interpolating):
+            return _theory().zero_eigenvalues(flat_dimension, zero_residual_kernel, interpolating) + shift
+    v = _verdicts(OffByOne)
+    assert v[SPLIT].status == "fail" and v[TRAINED].status == "fail"
+
+
+def test_order_claim_fails_against_a_higher_order():
+    """Newton measured at order ≈ 2 (fitted) cannot pass for order 3.5."""
+    class Faster(_theory()):
+        @staticmethod
+        def newton_order():
+            return 3.5
+    v = _verdicts(Faster)[ORDER]
+    assert v.status == "fail" and v.margin > 1

@@ -227,11 +227,12 @@ def _construction_table(results: pd.DataFrame, theory) -> pd.DataFrame:
     return c
 
 
-def _misclassification_rate(results: pd.DataFrame, theory) -> tuple[float, int, int]:
+def _misclassification_rate(results: pd.DataFrame) -> tuple[float, int, int]:
     """Rule-of-succession rate (k + 1)/(N + 2) at which the zero/non-zero split of a Hessian spectrum is wrong,
-    measured on the N constructed points whose answer is known (k of them wrong)."""
-    c = _construction_table(results, theory)
-    wrong = int((c["zero_count"] != c["predicted"]).sum())
+    measured on the N constructed points whose answer is known by construction (each split adds exactly one flat
+    direction, the flat dimension find_redundancy reports; k of them wrong). Independent of the theory judged."""
+    c = _explode(results[results["activation"].isin(ANALYTIC)], ("zero_count", "flat_dimension"))
+    wrong = int((c["zero_count"] != c["flat_dimension"]).sum())
     return (wrong + 1) / (len(c) + 2), wrong, len(c)
 
 
@@ -247,7 +248,7 @@ def _pd_evidence(results: pd.DataFrame, theory) -> Evidence | None:
     N = int(eff.sum())
     if not N:
         return None
-    p, wrong, n_c = _misclassification_rate(rows, theory)
+    p, wrong, n_c = _misclassification_rate(rows)
     per = ", ".join(f"{a}: {int((eff & (mins['activation'] == a).to_numpy()).sum())}" for a in ANALYTIC)
     unconv = int((mins["solve_status"] != "converged").sum())
     lo = float(np.min(mins["rel_lambda_min"].to_numpy()[eff]))
@@ -284,7 +285,8 @@ def _trained_table(results: pd.DataFrame, theory) -> pd.DataFrame:
 
 def _trained_evidence(results: pd.DataFrame, theory) -> Evidence | None:
     """Fraction of trained redundant minimizers, away from fibre intersections, whose zero count equals the
-    prediction; those within NEAR_TOL of a second fibre are excluded and counted."""
+    prediction; those within NEAR_TOL of a second fibre are excluded and counted. The allowed shortfall is the
+    misclassification rate measured on the constructions, as for the positive-definite claim."""
     t = _trained_table(results, theory)
     if not len(t):
         return None
@@ -293,14 +295,16 @@ def _trained_evidence(results: pd.DataFrame, theory) -> Evidence | None:
     if not len(far):
         return None
     match = (far["trained_zero_count"] == far["predicted"]).to_numpy()
+    p, wrong, n_c = _misclassification_rate(results)
     pairs = pd.Series([f"{f}/{p}→{z}" for z, f, p in zip(t["trained_zero_count"], t["trained_flat_dimension"],
                                                           t["predicted"])]).value_counts().to_dict()
     near_ok = int((t[near]["trained_zero_count"] == t[near]["predicted"]).sum())
     zmax = max(g[0] for g in far["trained_gap"])
     nzmin = min(g[1] for g in far["trained_gap"])
-    return Evidence(float(match.mean()), 1.0, 0.0, len(far), 0.0,
+    return Evidence(float(match.mean()), 1.0, math.sqrt(p * (1 - p) / len(far)), len(far), p,
                     f"{int(match.sum())} of {len(far)} match; {int(near.sum())} near a fibre intersection (flat "
                     f"dimension changes at find_redundancy tol {NEAR_TOL:g}) excluded, {near_ok} of them match; "
+                    f"misclassification rate ({wrong} + 1)/({n_c} + 2) = {p:.3f} from the constructions; "
                     f"eigenvalues counted zero ≤ {zmax:.1e}·λ_max, non-zero ≥ {nzmin:.1e}·λ_max; flat dimension / "
                     "predicted zeros → zeros seen (count): " + ", ".join(f"{k} ({v})" for k, v in pairs.items()))
 
@@ -345,9 +349,10 @@ PD_DERIVATION = ("An eigenvalue is zero to working precision when |λ| ≤ n·P�
                  "standard errors √(p(1 − p)/N_eff).")
 CONSTRUCTION_DERIVATION = ("Exact: every constructed split must show exactly its flat dimension in zero eigenvalues "
                            "(|λ| ≤ 1e-9·λ_max; the detail shows the gap the threshold sits in).")
-TRAINED_DERIVATION = ("Exact match required for every trained redundant minimizer except those within 1e-2 of a "
-                      "second fibre (find_redundancy at tol 1e-2 gives another flat dimension than at 1e-4), where "
-                      "eigenvalues of order dist² blur the count; those are excluded and counted.")
+TRAINED_DERIVATION = ("Points within 1e-2 of a second fibre (find_redundancy at tol 1e-2 gives another flat dimension "
+                      "than at 1e-4; eigenvalues of order distance² blur the count there) are excluded and counted; "
+                      "the allowed shortfall from 1 is the misclassification rate p = (k + 1)/(N + 2) measured on the "
+                      "N constructed points, plus 3 binomial standard errors √(p(1 − p)/N_far).")
 ORDER_DERIVATION = ("Order = slope of log(e_{t+1}/r) on log(e_t/r) over every convergent Newton step of all "
                     "activations (r the certified radius); 3 residual standard errors of the slope (the constant "
                     "C_t = e_{t+1}/e_t² varies with the error's direction: scatter, not bias) plus the floor's bias: "
@@ -378,7 +383,7 @@ class ConvexNeighborhoods(Study):
     def extra_claims(self) -> list[Claim]:
         return [Claim("trained redundant minimizers have as many zero Hessian eigenvalues as find_redundancy "
                       "predicts (fraction that match, away from fibre intersections)", _trained_evidence,
-                      TRAINED_DERIVATION, k=0.0)]
+                      TRAINED_DERIVATION, k=3.0)]
 
     @staticmethod
     def _points(scale: str, part: str) -> list[dict]:
