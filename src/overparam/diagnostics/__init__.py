@@ -5,7 +5,9 @@ strongly-convex-neighbourhood health check; see also :mod:`.spectrum`, :mod:`.no
 """
 
 from .hessian import Certificate, HessianOperator, certify, extreme_eigenvalues, spectral_density
-from .redundancy import RedundancyReport, find_redundancy
+from .redundancy import (RedundancyReport, find_redundancy, neuron_slopes, split_neuron, zero_eigenvalue_count,
+                         zero_eigenvalue_threshold)
 
 __all__ = ["Certificate", "HessianOperator", "certify", "extreme_eigenvalues", "spectral_density",
-           "RedundancyReport", "find_redundancy"]
+           "RedundancyReport", "find_redundancy", "neuron_slopes", "split_neuron", "zero_eigenvalue_count",
+           "zero_eigenvalue_threshold"]

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..problems.shallow_net import ACTIVATIONS, activation as get_activation, get_params, set_params, shallow_net
+from ..problems.shallow_net import (ACTIVATIONS, activation as get_activation, get_params, pack, set_params,
+                                    shallow_net, unpack)
 
 
 @dataclass
@@ -140,3 +141,39 @@ def find_redundancy(model: torch.nn.Sequential, activation: str | torch.nn.Modul
                    torch.zeros(1, dtype=W.dtype), c)
     flat = sum(r.flat_dimension for r in found)
     return RedundancyReport(found, reduced, flat, not found, kept, flat + first_order)
+
+
+def neuron_slopes(theta: torch.Tensor, X: torch.Tensor, m: int, act: str) -> torch.Tensor:
+    """max_i |σ'(w_jᵀx_i + b_j)| for each neuron j: (m,) from flat parameters θ (P,) and inputs X (n, d). A neuron
+    whose slope is ≈ 0 at every data point is numerically constant on the data (saturated)."""
+    W, b, _, _ = unpack(theta.detach(), X.shape[-1], m)
+    z = (X @ W.T + b).requires_grad_(True)
+    (slope,) = torch.autograd.grad(ACTIVATIONS[act].fn(z).sum(), z)
+    return slope.abs().amax(0)
+
+
+def split_neuron(theta: torch.Tensor, d: int, m: int, flipped: bool) -> torch.Tensor:
+    """Width m + 1 flat parameters realizing the same function as θ (width m): neuron 0 split into two copies
+    (a₀ → 0.3a₀, 0.7a₀; a duplicate, flat dimension 1), or, when ``flipped``, a copy with (−w₀, −b₀) and output weights
+    (a₀ + s, s), s = 0.4a₀ + 0.3: (a₀ + s)σ(z) + sσ(−z) = a₀σ(z) for odd σ (a flipped pair, flat dimension 1)."""
+    W, b, a, c = unpack(theta, d, m)
+    if flipped:
+        s = 0.4 * float(a[0]) + 0.3
+        W2, b2 = torch.cat([W, -W[:1]]), torch.cat([b, -b[:1]])
+        a2 = torch.cat([a[:1] + s, a[1:], torch.tensor([s], dtype=a.dtype)])
+    else:
+        W2, b2 = torch.cat([W, W[:1]]), torch.cat([b, b[:1]])
+        a2 = torch.cat([0.3 * a[:1], a[1:], 0.7 * a[:1]])
+    return pack(W2, b2, a2, c)
+
+
+def zero_eigenvalue_threshold(n: int, n_params: int, dtype: torch.dtype = torch.float64) -> float:
+    """Relative size n·P·ε below which a Hessian eigenvalue of a mean loss over n data and P parameters is zero to
+    working precision: each Hessian entry is a sum of n terms, each rounded to ε relative to the largest, and a
+    backward-stable symmetric eigensolver adds O(P·ε·‖H‖) — so |λ| ≤ n·P·ε·λ_max is indistinguishable from 0."""
+    return float(n * n_params * torch.finfo(dtype).eps)
+
+
+def zero_eigenvalue_count(eigenvalues: torch.Tensor, rel: float) -> int:
+    """Eigenvalues with |λ| ≤ rel·max|λ|."""
+    return int((eigenvalues.abs() <= rel * eigenvalues.abs().max()).sum())

@@ -127,6 +127,20 @@ def batched_losses(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, m: int
     return torch.vmap(lambda t, x, yy: single_loss(t, x, yy, m, act))(theta, X, y)
 
 
+def random_batch(act: str, d: int, m: int, n: int, B: int, g: torch.Generator, m_star: int = 3, noise: float = 0.1,
+                 smooth: float = 0.3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """B independent problems of :func:`random_problem` (a teacher of width m*) and a random initialization of
+    students of width m for each: X (B, n, d), y (B, n), θ₀ (B, P) with W ~ N(0, 1/d), b ~ N(0, 0.01),
+    a ~ N(0, 1/m), c = 0."""
+    data = [random_problem(d, n, m_star, act, g, smooth=smooth, noise=noise) for _ in range(B)]
+    X, y = torch.stack([a for a, _ in data]), torch.stack([b for _, b in data])
+    theta0 = torch.cat([torch.randn(B, m * d, generator=g, dtype=torch.float64) / math.sqrt(d),
+                        0.1 * torch.randn(B, m, generator=g, dtype=torch.float64),
+                        torch.randn(B, m, generator=g, dtype=torch.float64) / math.sqrt(m),
+                        torch.zeros(B, 1, dtype=torch.float64)], 1)
+    return X, y, theta0
+
+
 def to_module(theta: torch.Tensor, d: int, m: int, act: str) -> torch.nn.Sequential:
     """The flat parameters of one network as ``nn.Sequential(nn.Linear(d, m), σ, nn.Linear(m, 1))``."""
     net = shallow_net(d, m, act, theta.dtype)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch.func import functional_call
 
+from ..problems.shallow_net import batched_losses, single_loss
 from .gradient import armijo_step, minimize
 from .result import SolverResult
 
@@ -99,3 +101,36 @@ def batched_damped_newton(losses: Callable[[torch.Tensor], torch.Tensor], theta:
                    on_step=on_step, stop=lambda t, loss, ps: worst["g"] <= grad_tol, record=record)
     res.x = res.x[0]
     return res
+
+
+@dataclass
+class ShallowBatch:
+    """B trained shallow networks: parameters θ (B, P), ‖∇L_b‖ (B,), dense Hessians (B, P, P) and each problem's
+    solver status ("converged" where ‖∇L_b‖ ≤ grad_tol, "diverged" where it is not finite, else "max_steps")."""
+
+    theta: torch.Tensor
+    grad_norm: torch.Tensor
+    hessian: torch.Tensor
+    status: list[str]
+
+
+def train_shallow_batch(X: torch.Tensor, y: torch.Tensor, theta0: torch.Tensor, m: int, act: str, *,
+                        adam_steps: int, newton_steps: int, lr: float = 0.02,
+                        grad_tol: float = 1e-10) -> ShallowBatch:
+    """Students of width m on B problems (X (B, n, d), y (B, n)) from θ₀ (B, P): full-batch Adam on Σ_b L_b, then
+    :func:`batched_damped_newton` until every ‖∇L_b‖ ≤ grad_tol; L_b = (1/n)Σ_i (N_θ(x_i) − y_i)²."""
+    def losses(th: torch.Tensor) -> torch.Tensor:
+        return batched_losses(th, X, y, m, act)
+
+    def one(t: torch.Tensor, x: torch.Tensor, yy: torch.Tensor) -> torch.Tensor:
+        return single_loss(t, x, yy, m, act)
+
+    def hess(th: torch.Tensor) -> torch.Tensor:
+        return torch.vmap(torch.func.hessian(one))(th, X, y)
+
+    theta = minimize(lambda ps: losses(ps[0]).sum(), [theta0], lr=lr, method="adam", max_steps=adam_steps).x[0]
+    theta = batched_damped_newton(losses, theta, hess, max_steps=newton_steps, grad_tol=grad_tol).x
+    gnorm = torch.vmap(torch.func.grad(one))(theta, X, y).norm(dim=-1)
+    status = ["converged" if g <= grad_tol else "max_steps" if math.isfinite(g) else "diverged"
+              for g in gnorm.tolist()]
+    return ShallowBatch(theta, gnorm, hess(theta), status)
