@@ -48,8 +48,20 @@ def record(study: str, out: Path, scale: str = "quick") -> Path:
                                                   "key"], errors="ignore")
     DATA.mkdir(exist_ok=True)
     with gzip.open(path_of(study, scale), "wt") as f:
-        json.dump(json.loads(df.to_json(orient="records", double_precision=15)), f)
+        json.dump([{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")], f)
     return path_of(study, scale)
+
+
+def _plain(v):
+    """A JSON value with every float at full precision (repr round-trips; pandas' to_json keeps only 15 decimal
+    places, so 1.48e-15 became 1e-15) and NaN as null."""
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if hasattr(v, "item") and not isinstance(v, (list, dict)):  # NumPy scalars
+        v = v.item()
+    if isinstance(v, float) and v != v:
+        return None
+    return v
 
 
 def main() -> None:

@@ -81,17 +81,7 @@ class Study:
     def judge(self, results: pd.DataFrame, scale: str | None = None, theory: Any = None) -> list[Verdict]:
         """Every claim judged on ``results`` against ``theory`` (default: :attr:`theory_model`)."""
         theory = self.theory_model if theory is None else theory
-        legacy = getattr(self, "verdicts", None)
-        if legacy is not None:  # transitional: a study not yet declaring claims
-            return legacy(results)
         return [judge(self.name, c, results, theory, scale) for c in self.claims()]
-
-    # transitional, removed once every study declares claims ---------------------------------------------------
-    def verdict(self, claim: str, measured: float, predicted: Any, tolerance: Any, passed: bool,
-                detail: str = "") -> Verdict:
-        pred = float(predicted) if isinstance(predicted, (int, float)) else float("nan")
-        return Verdict(self.name, claim, float(measured), pred, float("nan"), float("nan"), str(tolerance),
-                       float("nan"), 0, "pass" if passed else "fail", detail)
 
     def figures(self, results: pd.DataFrame) -> dict[str, Any]:
         return {}
