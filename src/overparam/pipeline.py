@@ -101,7 +101,8 @@ def completeness_verdict(study: str, n_done: int, n_total: int) -> Verdict:
     """Every point of the sweep finished: a failed point fails the run (it is not silently left out)."""
     return Verdict(study, "every point of the sweep finished", float(n_done), float(n_total), 0.0, 0.0,
                    "exact: a point that raised is counted, never dropped", 0.0 if n_done >= n_total else float("inf"),
-                   n_total, "pass" if n_done >= n_total else "fail", f"{n_total - n_done} failed", "at_least")
+                   n_total, "pass" if n_done >= n_total else "fail",
+                   f"{n_total - n_done} failed" if n_done < n_total else "", "at_least")
 
 
 def study_results(store: Store, study: Study, scale: str, device: str) -> pd.DataFrame:

@@ -54,7 +54,7 @@ def verdict_row(v: Verdict) -> str:
     """One table row: claim, measured ± standard error, predicted, tolerance (derivation below it), margin, n,
     status, detail."""
     cls, word = _STATUS.get(v.status, ("fail", v.status))
-    tol = f"{_SIGN.get(v.comparison, '')}{_fmt(v.tolerance)}"
+    tol = "0 (exact)" if v.tolerance == 0 else f"{_SIGN.get(v.comparison, '')}{_fmt(v.tolerance)}"
     return (f"<tr><td>{html.escape(v.claim)}</td><td>{_measured(v)}</td><td>{_fmt(v.predicted)}</td>"
             f"<td title='{html.escape(v.tolerance_derivation)}'>{tol}"
             f"<span class='deriv'>{html.escape(v.tolerance_derivation)}</span></td>"
