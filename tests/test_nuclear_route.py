@@ -179,18 +179,21 @@ def test_rank_fraction_is_the_exact_mass_above_theta(alpha, kappa, lam, noise):
 
 
 def test_rank_fraction_against_eigenvalues_of_the_effective_problem():
-    """The fraction of eigenvalues of Y = S* + δZ above θ at N = 2000 (seeded): eigenvalue counts of Wigner-type
-    matrices fluctuate by O(log N) eigenvalues and the edges move by O(N^−2/3), so the empirical fraction is within
-    ~1e-3 of ρ_Y((θ, ∞)); tolerance 2e-3, an eighth of the quadrature bug this replaces (0.016)."""
+    """The fraction of eigenvalues of Y = S* + δZ above θ at N = 2000, averaged over 3 seeded draws, against
+    ρ_Y((θ, ∞)) to 1e-3: an eigenvalue count of a Wigner-type matrix fluctuates by O(√log N) ≈ 1 eigenvalue
+    (5e-4 of N = 2000 per draw, about 3e-4 for the mean of three) and its finite-N bias is O(1/N) = 5e-4; 1e-3 is
+    a sixteenth of the quadrature bug this replaces (0.016). Measured: −6e-4, −6e-4, −1e-4."""
     alpha, kappa, lam, noise, N = 0.4, 0.3, 0.1, 0.1, 2000
     p = predict(alpha, kappa, lam, noise)
-    g = np.random.default_rng(7)
-    m = int(round(kappa * N))
-    W = g.standard_normal((m, N))
-    A = g.standard_normal((N, N))
-    Y = W.T @ W / math.sqrt(m * N) + math.sqrt(float(p.delta2)) * (A + A.T) / math.sqrt(2 * N)
-    ev = np.linalg.eigvalsh(Y)
-    assert np.mean(ev > float(p.theta)) == pytest.approx(float(p.rank_fraction), abs=2e-3)
+    fractions = []
+    for seed in (7, 8, 9):
+        g = np.random.default_rng(seed)
+        m = int(round(kappa * N))
+        W = g.standard_normal((m, N))
+        A = g.standard_normal((N, N))
+        Y = W.T @ W / math.sqrt(m * N) + math.sqrt(float(p.delta2)) * (A + A.T) / math.sqrt(2 * N)
+        fractions.append(np.mean(np.linalg.eigvalsh(Y) > float(p.theta)))
+    assert np.mean(fractions) == pytest.approx(float(p.rank_fraction), abs=1e-3)
 
 
 def test_order_parameters_against_quad():
