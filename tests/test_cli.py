@@ -127,3 +127,17 @@ def test_a_second_run_into_a_busy_folder_is_refused_in_one_line(tmp_path):
     assert lines[0].startswith("error: --out: ") and f"in use by another run (pid {first.pid}" in lines[0]
     assert first.wait(timeout=240) == 0
     assert _run([*BASE, "--out", str(out)]).returncode == 0  # free again once the first run is over
+
+
+def test_ctrl_c_says_aborted_and_exits_130(tmp_path):
+    import signal
+    import time
+    p = subprocess.Popen([sys.executable, "-m", "overparam", *BASE, "--out", str(tmp_path / "res")],
+                         env=dict(os.environ, TOY_SLEEP="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "res" / "results.sqlite").exists():
+        time.sleep(0.1)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and err.strip().splitlines()[-1] == "aborted", err

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = cmd.main(args=argv, prog_name="overparam", standalone_mode=False)
     except Exit as exc:
-        return int(exc.exit_code or 0)
+        rv = int(exc.exit_code or 0)
     except UsageError as exc:
         msg = exc.format_message().strip()
         if msg:  # no command at all: the usage was printed, an empty "error:" line would say nothing
@@ -135,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     except (Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         return 130
-    return rv if isinstance(rv, int) else 0
+    rv = rv if isinstance(rv, int) else 0
+    if rv == 130:  # Ctrl-C: click catches the KeyboardInterrupt and hands back 130 without a word
+        typer.echo("aborted", err=True)
+    return rv
 
 
 def entry() -> None:
