@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from overparam.claims import Claim, Evidence, judge, margin_of, mean_sem, pooled_mean, slope_with_se
+from overparam.claims import Claim, Evidence, judge, line_fit, margin_of, mean_sem, pooled_mean, slope_with_se
 
 
 def _claim(**kw):
@@ -82,3 +82,14 @@ def test_bad_claim_declarations_are_refused():
         Claim("c", lambda d, t: None, "-", comparison="near")
     with pytest.raises(ValueError, match="k, floor"):
         Claim("c", lambda d, t: None, "-", k=-1)
+
+
+def test_line_fit_against_numpy_weighted_polyfit():
+    rng = np.random.default_rng(2)
+    x = np.array([1 / 20, 1 / 30, 1 / 40, 1 / 60])
+    s = np.array([0.02, 0.015, 0.01, 0.012])
+    y = 1.0 + 1.5 * x + rng.normal(0, s)
+    b, se_b, a, se_a = line_fit(x, y, s)
+    (pb, pa), cov = np.polyfit(x, y, 1, w=1.0 / s, cov="unscaled")
+    assert (b, a) == pytest.approx((pb, pa), rel=1e-10)
+    assert (se_b, se_a) == pytest.approx((math.sqrt(cov[0, 0]), math.sqrt(cov[1, 1])), rel=1e-10)

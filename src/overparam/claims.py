@@ -202,21 +202,28 @@ def pooled_mean(means: Sequence[float] | np.ndarray, sems: Sequence[float] | np.
     return float((w * m[keep]).sum() / w.sum()), float(1.0 / math.sqrt(w.sum()))
 
 
+def line_fit(x: Sequence[float], y: Sequence[float],
+             y_se: Sequence[float]) -> tuple[float, float, float, float]:
+    """Weighted least squares y = a + b·x (weights wᵢ = 1/sᵢ², sᵢ the standard error of yᵢ from independent seeds):
+    (b, s.e. of b, a, s.e. of a) with Var b = 1/S, Var a = 1/Σwᵢ + x̄²/S, x̄ = Σwᵢxᵢ/Σwᵢ, S = Σwᵢ(xᵢ − x̄)²."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    w = 1.0 / np.maximum(np.asarray(y_se, float), 1e-300) ** 2
+    xb, yb = (w * x).sum() / w.sum(), (w * y).sum() / w.sum()
+    sxx = (w * (x - xb) ** 2).sum()
+    b = float((w * (x - xb) * (y - yb)).sum() / sxx)
+    return b, float(1.0 / math.sqrt(sxx)), float(yb - b * xb), float(math.sqrt(1.0 / w.sum() + xb ** 2 / sxx))
+
+
 def slope_with_se(x: Sequence[float], y: Sequence[float], y_se: Sequence[float] | None = None) -> tuple[float, float]:
     """Least-squares slope of y on x and its standard error.
 
-    With ``y_se`` (standard errors of each y from independent seeds) the slope is the weighted fit and its standard
-    error is propagated from them, (Σ wᵢ(xᵢ − x̄_w)²)^−½; without, it is the residual-based error of the ordinary fit
-    (NaN for fewer than three points).
+    With ``y_se`` (standard errors of each y from independent seeds) the slope is the weighted fit of
+    :func:`line_fit` and its standard error is propagated from them; without, it is the residual-based error of the
+    ordinary fit (NaN for fewer than three points).
     """
-    x, y = np.asarray(x, float), np.asarray(y, float)
     if y_se is not None:
-        s = np.asarray(y_se, float)
-        w = 1.0 / np.maximum(s, 1e-300) ** 2
-        xb = (w * x).sum() / w.sum()
-        sxx = (w * (x - xb) ** 2).sum()
-        slope = float((w * (x - xb) * (y - (w * y).sum() / w.sum())).sum() / sxx)
-        return slope, float(1.0 / math.sqrt(sxx))
+        return line_fit(x, y, y_se)[:2]
+    x, y = np.asarray(x, float), np.asarray(y, float)
     slope, icpt = np.polyfit(x, y, 1)
     if len(x) < 3:
         return float(slope), math.nan
@@ -225,4 +232,4 @@ def slope_with_se(x: Sequence[float], y: Sequence[float], y_se: Sequence[float] 
 
 
 __all__ = ["STATUSES", "COMPARISONS", "CONVERGED", "Verdict", "Evidence", "Claim", "judge", "margin_of",
-           "exclude_unconverged", "mean_sem", "pooled_mean", "slope_with_se"]
+           "exclude_unconverged", "mean_sem", "pooled_mean", "line_fit", "slope_with_se"]

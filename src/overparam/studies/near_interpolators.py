@@ -23,7 +23,7 @@ import torch
 
 from ..analysis import loglog_slope as fit_slope
 from ..backend import generator
-from ..claims import Claim, Evidence, mean_sem, pooled_mean, slope_with_se
+from ..claims import Claim, Evidence, line_fit, mean_sem, pooled_mean, slope_with_se
 from ..problems.linear_regression import powerlaw_problem
 from ..report.figures import aggregate, loglog, new_figure, plot_points, plot_theory
 from ..solvers.module import fit_module
@@ -163,9 +163,8 @@ def finite_n_fit(df: pd.DataFrame, alpha: float, theory) -> tuple[pd.DataFrame, 
         return st, math.nan, math.nan, math.nan, math.nan
     x = 1.0 / st["n"].to_numpy(float)
     sig = math.sqrt(float(np.mean(st["ratio_se"] ** 2)))
-    c, c_se = slope_with_se(x, st["ratio"], np.full(len(st), sig))
-    a = float(st["ratio"].mean() - c * x.mean())
-    return st, a, math.sqrt(sig ** 2 / len(st) + x.mean() ** 2 * c_se ** 2), c, c_se
+    c, c_se, a, a_se = line_fit(x, st["ratio"], np.full(len(st), sig))
+    return st, a, a_se, c, c_se
 
 
 def _norm_ratio(alpha: float):

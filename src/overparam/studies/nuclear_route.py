@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from ..backend import generator
-from ..claims import Claim, Evidence, mean_sem, pooled_mean
+from ..claims import Claim, Evidence, line_fit, mean_sem, pooled_mean
 from ..problems.quadratic_net import RANK_RTOL, make_problem, psd_rank
 from ..report.figures import new_figure, plot_points, plot_theory
 from ..solvers.factorized import gram_factorized_gd
@@ -180,8 +180,8 @@ def _finite_size_trend(results: pd.DataFrame, theory, col: str, additive: bool =
     if len(rows) < 3:
         return None
     x, y, s, ds = (np.array(v) for v in zip(*rows))
-    (b, c), cov = np.polyfit(x, y, 1, w=1.0 / s, cov="unscaled")
-    return float(c), float(math.sqrt(cov[1, 1])), float(b), float(math.sqrt(cov[0, 0])), [int(d) for d in ds]
+    b, se_b, c, se_c = line_fit(x, y, s)
+    return c, se_c, b, se_b, [int(d) for d in ds]
 
 
 def _errors_vs_theory(col: str, additive: bool = False):
