@@ -1,4 +1,4 @@
-"""The command line: ``overparam list | reproduce | report | export``.
+"""The command line: ``overparam list | theory | plan | sweep | reproduce | report | export``.
 
 Exit codes: 0 when no verdict fails ("not judged" does not fail), 1 when a verdict fails, 2 for bad usage (one line on stderr naming the
 option, never a traceback).
@@ -6,6 +6,7 @@ option, never a traceback).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -25,13 +26,140 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 @app.command("list")
-def list_studies() -> int:
-    """List the studies, each with the claim it checks."""
+def list_studies(study: Optional[str] = typer.Argument(None, help="A study: show its declared parameters.")) -> int:
+    """List the studies, each with the claim it checks; with STUDY, its parameters (name, type, allowed values,
+    default per scale, meaning)."""
     from .studies import all_studies
 
-    for name, study in all_studies().items():
-        typer.echo(f"{name}\n    {study.claim}")
+    if study is None:
+        for name, st in all_studies().items():
+            typer.echo(f"{name}\n    {st.claim}")
+        return 0
+    st = _study(study)
+    typer.echo(f"{st.name}: {st.claim}\n")
+    if not st.params:
+        typer.echo("declares no parameters to set")
+        return 0
+    typer.echo(f"parameters of its '{st.sweep_part}' part (overparam theory/sweep/plan {st.name} --set NAME=VALUES):")
+    for p in st.params:
+        typer.echo(f"  {p.describe()}")
     return 0
+
+
+def _study(name: str):
+    from .studies import get
+    try:
+        return get(name)
+    except ValueError as exc:
+        raise ConfigError("study", str(exc).removeprefix("study: ")) from None
+
+
+def _grid(study, settings: list[str] | None, scale: str, only_theory: bool = False):
+    """The study's grid from ``--set`` items; a bad item or value is a one-line ``--set NAME: …`` error."""
+    from .studies import SCALES
+    from .studies.params import settings_from_cli
+
+    if scale not in SCALES:
+        raise ConfigError("scale", f"must be one of {', '.join(SCALES)} (got {scale!r})")
+    try:
+        return study.grid(settings_from_cli(settings or [], study.params), scale, only_theory)
+    except ValueError as exc:
+        raise _set_error(exc) from None
+
+
+def _set_error(exc: Exception) -> ConfigError:
+    """'--set alpha: must be …' from a ValueError 'alpha: must be …' raised at the door."""
+    name, sep, rest = str(exc).partition(": ")
+    return ConfigError(f"set {name}", rest) if sep and " " not in name else ConfigError("set", str(exc))
+
+
+SET_HELP = ("NAME=VALUES, repeatable: a,b,c or start:stop:num or start:stop:num:log. Unset parameters take their "
+            "defaults at --scale. See 'overparam list STUDY'.")
+
+
+@app.command()
+def theory(
+    study: str = typer.Argument(..., help="The study whose theory to evaluate."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    scale: str = typer.Option("quick", help="Scale whose defaults fill the parameters not set."),
+    csv: Optional[Path] = typer.Option(None, help="Also write the table to this CSV file."),
+    plot: Optional[Path] = typer.Option(None, help="Also draw it into this PNG file."),
+) -> int:
+    """The theory's prediction on a grid, no simulation: a column per parameter and per predicted quantity."""
+    st = _study(study)
+    grid = _grid(st, set_, scale, only_theory=True)
+    try:
+        table = st.theory_table(grid)
+    except ValueError as exc:
+        raise _set_error(exc) from None
+    typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    if csv is not None:
+        table.to_csv(csv, index=False)
+        typer.echo(f"wrote {csv}")
+    if plot is not None:
+        from .report.figures import png_bytes, theory_grid_figure
+        plot.write_bytes(png_bytes(theory_grid_figure(table, list(grid.values), st.name)))
+        typer.echo(f"wrote {plot}")
+    return 0
+
+
+@app.command()
+def plan(
+    study: str = typer.Argument(..., help="A study, or 'all'."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP + " Plans a sweep instead of --scale."),
+    scale: str = typer.Option("quick", help="The scale to plan (or whose defaults fill a sweep's grid)."),
+    seeds: int = typer.Option(3, help="Seeds per grid point of a sweep (with --set)."),
+    workers: int = typer.Option(os.cpu_count() or 1, help="Worker processes the wall time is estimated for."),
+    calibrate_from: Optional[Path] = typer.Option(None, help="Fit the cost model on the store in this folder (a run "
+                                                  "on your machine) instead of the one shipped."),
+) -> int:
+    """Points, estimated CPU time and peak memory per point and in all, before anything runs."""
+    from .studies import all_studies
+
+    names = list(all_studies()) if study == "all" else [_study(study).name]
+    if set_ and study == "all":
+        raise ConfigError("set", "a sweep plans one study; name it instead of 'all'")
+    specs = {name: _spec(_study(name), set_, scale, seeds, sweep=bool(set_)) for name in names}
+    typer.echo(_plan_text(specs, workers, calibrate_from))
+    return 0
+
+
+def _spec(st, settings: list[str] | None, scale: str, seeds: int, sweep: bool) -> str:
+    """The points to run: ``scale`` (the study's own grid), or with ``sweep`` the grid of ``settings``."""
+    from .pipeline import sweep_spec
+    from .studies import SCALES
+
+    if scale not in SCALES:
+        raise ConfigError("scale", f"must be one of {', '.join(SCALES)} (got {scale!r})")
+    if not sweep:
+        return scale
+    if seeds < 1:
+        raise ConfigError("seeds", f"must be a whole number ≥ 1 (got {seeds})")
+    return sweep_spec(_grid(st, settings, scale), seeds, scale)
+
+
+def _plan_text(specs: dict[str, str], workers: int, calibrate_from: Path | None = None) -> str:
+    import pandas as pd
+
+    from .pipeline import STORE_NAME, resolve
+    from .studies import all_studies, get
+    from .sweep.cost import CostModel, format_plan
+
+    if calibrate_from is not None:
+        from .sweep.store import Store, StoreError, check_store_file
+        try:
+            check_store_file(calibrate_from / STORE_NAME)
+            with Store(calibrate_from / STORE_NAME) as store:
+                model = CostModel.calibrate(store.records(), all_studies(), f"fitted on {calibrate_from}")
+        except (StoreError, ValueError) as exc:
+            raise ConfigError("calibrate-from", str(exc)) from None
+    else:
+        model = CostModel.shipped()
+    try:
+        table = pd.concat([model.plan(get(n), resolve(get(n), spec)[1]) for n, spec in specs.items()])
+    except ValueError as exc:
+        raise _set_error(exc) from None
+    return format_plan(table, workers, model.source)
 
 
 @app.command()
@@ -46,21 +174,55 @@ def reproduce(
 ) -> int:
     """Run the studies' sweeps (skipping finished points), store every point, write the report and verdicts."""
     from .pipeline import reproduce as run
-    from .sweep.executors import make_executor
-    from .sweep.lock import FolderBusy
-    from .sweep.store import StoreError
 
     values = dict(studies=studies or [], scale=scale, out=out, device=device, scheduler=scheduler, quiet=quiet)
     if workers is not None:
         values["workers"] = workers
     cfg = validate(ReproduceConfig, **values)
+    if cfg.scale == "paper":  # its size and cost, before it starts
+        typer.echo(_plan_text({n: "paper" for n in cfg.studies}, cfg.workers), err=True)
+    return _run(cfg, lambda executor: run(cfg.studies, cfg.scale, cfg.out, executor, device=cfg.device,
+                                          quiet=True if cfg.quiet else None))
+
+
+@app.command()
+def sweep(
+    study: str = typer.Argument(..., help="The study to sweep. See 'overparam list STUDY' for its parameters."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    seeds: int = typer.Option(3, help="Seeds per grid point."),
+    scale: str = typer.Option("quick", help="Scale whose defaults fill the parameters not set."),
+    out: Path = typer.Option(Path("overparam-results"), help="Output folder: store, report, verdicts, figures."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    workers: Optional[str] = typer.Option(None, help="Local worker processes (default: number of cores)."),
+    scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address; runs the sweep on that cluster."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> int:
+    """Simulations on your grid, held against the theory with the study's claims (those that need a grid you did
+    not give are "not judged"); same store and report as reproduce, resumable."""
+    from .pipeline import run_specs
+
+    st = _study(study)
+    values = dict(studies=[st.name], scale=scale, out=out, device=device, scheduler=scheduler, quiet=quiet)
+    if workers is not None:
+        values["workers"] = workers
+    cfg = validate(ReproduceConfig, **values)
+    spec = _spec(st, set_, cfg.scale, seeds, sweep=True)
+    return _run(cfg, lambda executor: run_specs({st.name: spec}, cfg.out, executor, device=cfg.device,
+                                                quiet=True if cfg.quiet else None))
+
+
+def _run(cfg, job) -> int:
+    """Make the executor, run ``job(executor)``, map a busy or damaged folder to a one-line error, summarise."""
+    from .sweep.executors import make_executor
+    from .sweep.lock import FolderBusy
+    from .sweep.store import StoreError
+
     try:
         executor = make_executor(cfg.workers, cfg.scheduler)
     except ValueError as exc:
         raise ConfigError("scheduler", str(exc).removeprefix("scheduler: ")) from None
     try:
-        outcome = run(cfg.studies, cfg.scale, cfg.out, executor, device=cfg.device,
-                      quiet=True if cfg.quiet else None)
+        outcome = job(executor)
     except (StoreError, FolderBusy) as exc:
         executor.close()
         raise ConfigError("out", str(exc).removeprefix("out: ")) from None

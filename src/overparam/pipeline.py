@@ -19,6 +19,7 @@ from .report.html import StudySection, render
 from .studies import get
 from .claims import Verdict
 from .studies.base import Study
+from .studies.params import Grid
 from .sweep.engine import SweepSummary, run_sweep, tasks_for
 from .sweep.executors import Executor, versions
 from .sweep.lock import folder_lock
@@ -52,11 +53,30 @@ def device_for(study: Study, device: str) -> str:
     return device if kind in study.devices else study.devices[0]
 
 
-def study_points(study: Study, scale: str, device: str = "cpu") -> list[dict[str, Any]]:
-    """The study's grid at ``scale``, each point told which device it runs on (see :func:`device_for`), so that a
-    study that cannot use ``device`` keeps the keys of its CPU points and a rerun on CPU finds them."""
+SWEEP = "sweep "  # a user's grid, stored in place of the scale: 'sweep {"grid": …, "seeds": N, "scale": S}'
+
+
+def sweep_spec(grid: Grid, seeds: int, scale: str = "quick") -> str:
+    """The text that names a user's grid in the store (where a scale name stands for a study's own grid)."""
+    return SWEEP + json.dumps({"grid": grid.to_json(), "seeds": seeds, "scale": scale}, sort_keys=True)
+
+
+def resolve(study: Study, spec: str) -> tuple[Study, list[dict[str, Any]], str]:
+    """(the study as judged, its points, the scale its claims are judged at) for a scale name or a sweep spec."""
+    if spec.startswith(SWEEP):
+        d = json.loads(spec[len(SWEEP):])
+        grid = Grid(d["grid"])
+        made = study.for_grid(grid)
+        return made, made.sweep_points(grid, int(d["seeds"])), d.get("scale", "quick")
+    return study, study.points(spec), spec
+
+
+def study_points(study: Study, spec: str, device: str = "cpu") -> list[dict[str, Any]]:
+    """The study's grid for ``spec`` (a scale or a sweep spec), each point told which device it runs on (see
+    :func:`device_for`), so that a study that cannot use ``device`` keeps the keys of its CPU points and a rerun on
+    CPU finds them."""
     dev = device_for(study, device)
-    return [dict(p, device=dev) for p in study.points(scale)]
+    return [dict(p, device=dev) for p in resolve(study, spec)[1]]
 
 
 def reproduce(studies: list[str], scale: str = "quick", out: Path | str = "overparam-results",
@@ -66,6 +86,24 @@ def reproduce(studies: list[str], scale: str = "quick", out: Path | str = "overp
 
     One run per folder: a second run into ``out`` while this one holds it raises ``FolderBusy`` naming the holder.
     """
+    return run_specs({name: scale for name in studies}, out, executor, device, quiet)
+
+
+def sweep(study: str, settings: dict[str, list[Any]] | None = None, seeds: int = 3, scale: str = "quick",
+          out: Path | str = "overparam-results", executor: Executor | None = None, device: str = "cpu",
+          quiet: bool | None = None) -> Outcome:
+    """Run ``study``'s sweep part on a grid of its declared parameters (``settings``: name → values; the others at
+    their ``scale`` defaults), ``seeds`` seeds per grid point, and judge its claims on that grid, as ``reproduce``
+    does (claims that need a grid not given are "not judged"). Resumable: finished points are skipped."""
+    grid = get(study).grid(settings, scale)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"seeds: must be a whole number ≥ 1 (got {seeds!r})")
+    return run_specs({study: sweep_spec(grid, seeds, scale)}, out, executor, device, quiet)
+
+
+def run_specs(specs: dict[str, str], out: Path | str, executor: Executor | None = None, device: str = "cpu",
+              quiet: bool | None = None) -> Outcome:
+    """Run each study's points for its spec (a scale or a sweep spec) into the store in ``out``, then the report."""
     out = Path(out)
     if executor is None:
         from .sweep.executors import LocalExecutor
@@ -76,19 +114,28 @@ def reproduce(studies: list[str], scale: str = "quick", out: Path | str = "overp
     with folder_lock(out):
         parallel = getattr(executor, "workers", 1)
         with Store(out / STORE_NAME) as store, Progress(quiet, parallel=parallel) as progress:
-            grid = {name: study_points(get(name), scale, device) for name in studies}
-            for name in studies:
+            grid = {name: study_points(get(name), spec, device) for name, spec in specs.items()}
+            for name in specs:
                 if device_for(get(name), device) != device:
                     progress.log(f"[{name}] runs on {device_for(get(name), device)} whatever --device says "
                                  f"(it declares {', '.join(get(name).devices)}); its points run there")
             progress.begin(total=sum(len(tasks_for(get(n), p)) for n, p in grid.items()))
-            for name in studies:
-                summaries.append(run_sweep(get(name), grid[name], store, executor, scale=scale,
+            progress.prior(estimated_seconds(grid))
+            for name, spec in specs.items():
+                summaries.append(run_sweep(get(name), grid[name], store, executor, scale=spec,
                                            device=device_for(get(name), device), progress=progress))
         executor.close()
-        outcome = build_report(out, studies)
+        outcome = build_report(out, list(specs))
     outcome.sweeps = summaries
     return outcome
+
+
+def estimated_seconds(grid: dict[str, list[dict[str, Any]]]) -> dict[str, float]:
+    """The cost model's seconds per point of each part (``study/part`` → s), for the ETA before a point finishes."""
+    from .sweep.cost import CostModel
+    model = CostModel.shipped()
+    return {f"{name}/{part}": s for name, pts in grid.items()
+            for part, s in model.seconds_per_part(get(name), pts).items()}
 
 
 def _failed_verdict(study: Study, what: str, exc: BaseException) -> Verdict:
@@ -105,9 +152,9 @@ def completeness_verdict(study: str, n_done: int, n_total: int) -> Verdict:
                    f"{n_total - n_done} failed" if n_done < n_total else "", "at_least")
 
 
-def study_results(store: Store, study: Study, scale: str, device: str) -> pd.DataFrame:
-    """The store's rows for the study's points at ``scale`` (done and failed)."""
-    keys = [t.key for t in tasks_for(study, study_points(study, scale, device))]
+def study_results(store: Store, study: Study, spec: str, device: str) -> pd.DataFrame:
+    """The store's rows for the study's points at ``spec`` (a scale or a sweep spec; done and failed)."""
+    keys = [t.key for t in tasks_for(study, study_points(study, spec, device))]
     return store.results(study.name, keys)
 
 
@@ -121,16 +168,16 @@ def build_report(out: Path, studies: list[str] | None = None) -> Outcome:
         last = store.last_sweeps()
         names = studies if studies is not None else list(last)
         for name in names:
-            study = get(name)
             info = last.get(name, {"scale": "quick", "device": "cpu"})
-            df = study_results(store, study, info["scale"], info["device"])
-            n_total = len(study_points(study, info["scale"], info["device"]))
+            study, _, scale = resolve(get(name), info["scale"])
+            df = study_results(store, get(name), info["scale"], info["device"])
+            n_total = len(study_points(get(name), info["scale"], info["device"]))
             done = df[df["status"] == "done"].reset_index(drop=True) if len(df) else df
             errors = [] if not len(df) else [f"point {r.key}: {(r.error or 'failed').splitlines()[0]}"
                                              for r in df[df["status"] != "done"].itertuples()][:10]
             verdicts = [completeness_verdict(name, len(done), n_total)]
             try:
-                verdicts += study.judge(done, scale=info["scale"])
+                verdicts += study.judge(done, scale=scale)
             except Exception as exc:  # noqa: BLE001 - shown in the report as a failing verdict
                 verdicts.append(_failed_verdict(study, "verdicts", exc))
                 errors.append(traceback.format_exc(limit=6))

@@ -63,3 +63,33 @@ def loglog(ax, x: bool = True, y: bool = True) -> None:
     if y:
         ax.set_yscale("log")
         ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def theory_grid_figure(table: pd.DataFrame, params: Sequence[str], title: str = ""):
+    """``overparam theory --plot``: a panel per predicted quantity against the first parameter with several values
+    (log axes where every value is positive and they span more than a decade), a line per combination of the others."""
+    outputs = [c for c in table.columns if c not in params]
+    varied = [p for p in params if table[p].nunique() > 1]
+    x = varied[0] if varied else params[0]
+    others = [p for p in varied if p != x]
+    fig, axes = new_figure(ncols=min(3, len(outputs)), nrows=-(-len(outputs) // 3), width=3.6, height=2.9)
+    axes = np.atleast_1d(axes)
+    groups = table.groupby(others) if others else [((), table)]
+    for ax, col in zip(axes, outputs):
+        for key, sub in groups:
+            key = key if isinstance(key, tuple) else (key,)
+            label = ", ".join(f"{p} = {v:g}" if isinstance(v, float) else f"{p} = {v}" for p, v in zip(others, key))
+            sub = sub.sort_values(x)
+            ax.plot(sub[x], sub[col], "-o" if len(sub) < 8 else "-", ms=3, lw=1.4, label=label or None)
+        xs, ys = table[x], table[col].astype(float)
+        numeric = pd.api.types.is_numeric_dtype(xs)
+        loglog(ax, x=bool(numeric and (xs > 0).all() and xs.max() > 10 * xs.min()),
+               y=bool((ys > 0).all() and ys.max() > 10 * ys.min()))
+        ax.set(xlabel=x, ylabel=col)
+    for ax in axes[len(outputs):]:
+        ax.set_visible(False)
+    if others and len(groups) > 1:
+        axes[0].legend()
+    if title:
+        fig.suptitle(f"{title}: theory")
+    return fig

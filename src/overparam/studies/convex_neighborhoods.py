@@ -49,6 +49,7 @@ from ..report.figures import new_figure
 from ..solvers.module import newton_polish, train_shallow_batch
 from . import register
 from .base import Part, Study
+from .params import Param, per_scale
 
 ANALYTIC = ("tanh", "sigmoid", "softplus", "gelu", "sin")
 BOUND = 15.0  # parameters beyond this magnitude count as escaping to infinity
@@ -360,6 +361,32 @@ ORDER_DERIVATION = ("Order = slope of log(e_{t+1}/r) on log(e_t/r) over every co
                     "in the slope.")
 
 
+# --- cost: B networks trained together, Adam steps of n·m·d each, Newton steps on P = m(d + 2) parameters (a B·P³
+# solve each), and the B dense Hessians' eigenvalues
+def _work(p: dict) -> float:
+    P = p["m"] * (p["d"] + 2)
+    return p["B"] * (p["adam"] * p["n"] * p["m"] * p["d"] + p["newton"] * (P ** 3 + p["n"] * P ** 2))
+
+
+def _memory(p: dict) -> float:
+    P = p["m"] * (p["d"] + 2)
+    return 8.0 * p["B"] * (P * P + p["n"] * P)
+
+
+PARAMS = (
+    Param("activation", str, "the network's activation σ (analytic ones carry the theorem; relu is the contrast)",
+          {s: "tanh" for s in SCALES}, choices=(*ANALYTIC, "relu")),
+    Param("m", int, "student width (neurons)", {s: 2 for s in SCALES}, low=1, theory=False),
+    Param("d", int, "input dimension", per_scale(SCALES, "d"), low=1, theory=False),
+    Param("n", int, "training samples", per_scale(SCALES, "n"), low=2, theory=False),
+    Param("B", int, "networks trained per batch (one batch per seed)", per_scale(SCALES, "B"), low=1, theory=False),
+    Param("adam", int, "Adam steps before the Newton finish", per_scale(SCALES, "adam"), low=0, theory=False),
+    Param("newton", int, "Newton steps of the finish", per_scale(SCALES, "newton"), low=0, theory=False),
+    Param("cases", int, "redundant constructions and Newton runs from efficient minimizers (0: none)",
+          per_scale(SCALES, "red_cases"), low=0, theory=False),
+)
+
+
 class ConvexNeighborhoods(Study):
     name = "convex-neighborhoods"
     claim = ("For shallow networks with analytic activations, efficient minimizers have positive definite Hessians "
@@ -367,9 +394,26 @@ class ConvexNeighborhoods(Study):
              "continua with as many zero Hessian eigenvalues as their redundancy implies.")
     version = "3"
     theory_model = NeighborhoodsTheory
+    params = PARAMS
+    sweep_part = "minimizers"
+    sweep_seed0 = 70_000
+
+    def sweep_point(self, values: dict, seed: int) -> dict:
+        """A ``minimizers`` batch; ``cases`` only where constructions are asked for (as the study's own points)."""
+        v = dict(values)
+        cases = v.pop("cases")
+        return dict(v, seed=seed, **({"cases": cases} if cases and v["activation"] in ANALYTIC else {}))
+
+    def predict(self, values: dict) -> dict:
+        """What the theorem says for the activation: the fraction of efficient minimizers with a PD Hessian (1 for
+        an analytic σ; no prediction for relu) and Newton's order inside the neighbourhood (2)."""
+        analytic = values["activation"] in ANALYTIC
+        return dict(pd_fraction_efficient=self.theory_model.pd_fraction_efficient() if analytic else math.nan,
+                    newton_order=self.theory_model.newton_order() if analytic else math.nan)
 
     def parts(self) -> list[Part]:
-        return [Part("minimizers", lambda s: self._points(s, "minimizers"), run_batch, [
+        cost = dict(work=_work, memory=_memory)
+        return [Part("minimizers", lambda s: self._points(s, "minimizers"), run_batch, **cost, claims=[
                     # k = 3: one claim among a handful, a 1-in-700 one-sided false alarm for a normal estimate
                     Claim("efficient minimizers of analytic networks have a positive definite Hessian (fraction)",
                           _pd_evidence, PD_DERIVATION, k=3.0),
@@ -378,7 +422,7 @@ class ConvexNeighborhoods(Study):
                           CONSTRUCTION_DERIVATION, k=0.0),
                     Claim("Newton from half the certified radius μ/(2M) converges at least quadratically (order "
                           "fitted over all steps)", _order_evidence, ORDER_DERIVATION, comparison="at_least", k=3.0)]),
-                Part("wider", lambda s: self._points(s, "wider"), run_batch)]
+                Part("wider", lambda s: self._points(s, "wider"), run_batch, **cost)]
 
     def extra_claims(self) -> list[Claim]:
         return [Claim("trained redundant minimizers have as many zero Hessian eigenvalues as find_redundancy "

@@ -34,6 +34,7 @@ from ..solvers.nuclear import convex_recovery
 from ..theory.sensing import degrees_of_freedom, nuclear_phase_transition, statistical_dimension_finite
 from . import register
 from .base import Part, Study
+from .params import Param, per_scale
 
 SUCCESS = 1e-2  # relative error counted as recovery in the phase-transition part
 CONVEX_TOL = 1e-7  # relative duality gap of the convex solve's last stage
@@ -212,15 +213,67 @@ PHASE_CLAIMS = [
 ]
 
 
+# --- cost: GD's dominant work is a forward and an adjoint of the dense m × n1·n2 operator per step; the convex
+# baseline's is its iterations' passes (absorbed by the fitted constant)
+def _gd_work(p: dict) -> float:
+    return 2.0 * p["steps"] * p["m"] * p["n1"] * p["n2"]
+
+
+def _phase_work(p: dict) -> float:
+    return float(p["m"] * p["n1"] * p["n2"])
+
+
+def _memory(p: dict) -> float:
+    return 8.0 * p["m"] * p["n1"] * p["n2"]
+
+
+PARAMS = (
+    Param("n1", int, "rows of the truth X* (n1 × n2)", per_scale(SCALES, "n1"), low=2),
+    Param("n2", int, "columns of the truth X*", per_scale(SCALES, "n2"), low=2),
+    Param("r", int, "rank of the truth", per_scale(SCALES, "r"), low=1),
+    Param("m_mult", float, "measurements m = m_mult · r(n1 + n2)", per_scale(SCALES, "m_mult"), low=0,
+          closed="neither"),
+    Param("kappa", float, "condition number of X*", per_scale(SCALES, "kappa"), low=1, theory=False),
+    Param("k", int, "width of the factors U (n1 × k), V (n2 × k); 0 means min(n1, n2)", {s: 0 for s in SCALES},
+          low=0, theory=False),
+    Param("alpha", float, "initialization scale α", per_scale(SCALES, "alphas"), low=0, closed="neither",
+          theory=False),
+    Param("steps", int, "gradient steps", per_scale(SCALES, "steps"), low=1, theory=False),
+)
+
+
 class ImplicitBalancing(Study):
     name = "implicit-balancing"
     claim = ("Factorized gradient descent on UVᵀ from a small random start of scale α keeps UᵀU − VᵀV small, recovers "
              "a low-rank X* for any width k ≥ r, stays effectively rank r, and its error shrinks with α.")
     version = "3"
     theory_model = SensingTheory
+    params = PARAMS
+    sweep_part = "gd"
 
     def parts(self) -> list[Part]:
-        return [Part("gd", gd_points, run_gd, GD_CLAIMS), Part("phase", phase_points, run_phase, PHASE_CLAIMS)]
+        return [Part("gd", gd_points, run_gd, GD_CLAIMS, work=_gd_work, memory=_memory),
+                Part("phase", phase_points, run_phase, PHASE_CLAIMS, work=_phase_work, memory=_memory)]
+
+    def sweep_point(self, values: dict, seed: int) -> dict:
+        """A ``gd`` point: m from ``m_mult``, k = min(n1, n2) when 0; refuses r or k beyond the dimensions."""
+        v = dict(values)
+        n1, n2, r = v["n1"], v["n2"], v["r"]
+        if r > min(n1, n2):
+            raise ValueError(f"r: must be ≤ min(n1, n2) = {min(n1, n2)} (got {r})")
+        k = v.pop("k") or min(n1, n2)
+        if not r <= k <= min(n1, n2):
+            raise ValueError(f"k: must lie in [r, min(n1, n2)] = [{r}, {min(n1, n2)}] (got {k})")
+        m = int(round(v.pop("m_mult") * r * (n1 + n2)))
+        return dict(v, k=k, m=m, seed=seed)
+
+    def predict(self, values: dict) -> dict:
+        """The convex phase transition: statistical dimension δ of the rank-r nuclear-norm descent cone, as
+        m/(r(n1 + n2)) (``m_ratio_threshold``) and in measurements; whether m_mult lies above it."""
+        ratio = self.theory_model.phase_ratio(values["n1"], values["n2"], values["r"])
+        unit = values["r"] * (values["n1"] + values["n2"])
+        return dict(m_ratio_threshold=ratio, m_threshold=ratio * unit,
+                    m=values["m_mult"] * unit, above_threshold=float(values["m_mult"] > ratio))
 
     def figures(self, results: pd.DataFrame) -> dict:
         figs = {}

@@ -31,6 +31,7 @@ from ..solvers.ridge import ridge_at_tau as solve_at_tau
 from ..theory.ridge import powerlaw_tradeoff
 from . import register
 from .base import Part, Study
+from .params import Param, per_scale
 
 GAMMA, SIGMA2, TAU = 2 / 3, 1.0, 0.2
 ALPHAS = (1.25, 2.5)
@@ -152,12 +153,13 @@ def _seed_stats(df: pd.DataFrame, column: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["n", "mean", "sem", "count"]).sort_values("n")
 
 
-def finite_n_fit(df: pd.DataFrame, alpha: float, theory) -> tuple[pd.DataFrame, float, float, float, float]:
+def finite_n_fit(df: pd.DataFrame, alpha: float, theory, tau: float = TAU
+                 ) -> tuple[pd.DataFrame, float, float, float, float]:
     """sim/DE = a + c/n fitted over the n grid (equal weights, the seeds' RMS standard error): the deterministic
     equivalent is exact as n → ∞ and off by O(1/n) relative at finite n. Returns (table, a, s.e. of a, c, s.e. of c):
     a = r̄ − c·x̄ (x = 1/n), Var a = σ²/N + x̄² Var c."""
-    st = _seed_stats(df[df["alpha"] == alpha], "norm2")
-    de = np.array([theory.norm2(int(n), alpha, TAU) for n in st["n"]])
+    st = _seed_stats(df[(df["alpha"] == alpha) & np.isclose(df["tau"], tau)], "norm2")
+    de = np.array([theory.norm2(int(n), alpha, tau) for n in st["n"]])
     st = st.assign(ratio=st["mean"] / de, ratio_se=st["sem"] / de)
     if len(st) < 3:
         return st, math.nan, math.nan, math.nan, math.nan
@@ -167,9 +169,9 @@ def finite_n_fit(df: pd.DataFrame, alpha: float, theory) -> tuple[pd.DataFrame, 
     return st, a, a_se, c, c_se
 
 
-def _norm_ratio(alpha: float):
+def _norm_ratio(alpha: float, tau: float):
     def evaluate(df: pd.DataFrame, theory) -> Evidence | None:
-        st, a, a_se, c, c_se = finite_n_fit(df, alpha, theory)
+        st, a, a_se, c, c_se = finite_n_fit(df, alpha, theory, tau)
         if not math.isfinite(a_se):
             return None
         return Evidence(a, 1.0, a_se, int(st["count"].sum()), 0.0,
@@ -179,18 +181,18 @@ def _norm_ratio(alpha: float):
     return evaluate
 
 
-def _norm_slope(alpha: float):
+def _norm_slope(alpha: float, tau: float):
     def evaluate(df: pd.DataFrame, theory) -> Evidence | None:
         # the finite-n term is measured against the reference deterministic equivalent (RidgeTheory), not the theory
         # under test: an allowance measured once from the data, which a perturbed theory must not widen
-        st, a, _, c, _ = finite_n_fit(df, alpha, RidgeTheory)
+        st, a, _, c, _ = finite_n_fit(df, alpha, RidgeTheory, tau)
         if not math.isfinite(c):
             return None
         # equal weights (the RMS relative standard error at every n), for the reason given in equal_weight_pooled
         x = np.log(st["n"].to_numpy(float))
         rel = np.full(len(st), math.sqrt(np.mean((st["sem"] / st["mean"]) ** 2)))
         slope, se = slope_with_se(x, np.log(st["mean"]), rel)
-        de = [theory.norm2(int(n), alpha, TAU) for n in st["n"]]
+        de = [theory.norm2(int(n), alpha, tau) for n in st["n"]]
         pred, _ = slope_with_se(x, np.log(de), rel)
         # the measured finite-n term c/n of the ratio bends the log-log slope by the slope of log(a + c/n)
         bias, _ = slope_with_se(x, np.log(np.maximum(a + c / st["n"].to_numpy(float), 1e-12)), rel)
@@ -217,17 +219,18 @@ def tradeoff_ratio(df: pd.DataFrame, theory) -> Evidence | None:
 _DE_BIAS = ("plus the deterministic equivalent's own finite-n error, O(1/n) relative (taken as 1/n at the smallest n)")
 
 
-def _norm_claims() -> list[Claim]:
+def _norm_claims(alphas=ALPHAS, taus=(TAU,)) -> list[Claim]:
+    """The claims on the ``norm`` rows, one pair per (α, τ) of the grid (the study's own, or a user's sweep)."""
     out = []
-    for a in ALPHAS:
+    for a, tau in ((a, t) for a in alphas for t in taus):
         out.append(Claim(
-            f"mean ‖β̂‖² matches the deterministic equivalent (α = {a}, τ = {TAU}): sim/DE extrapolated to n → ∞",
-            _norm_ratio(a),
+            f"mean ‖β̂‖² matches the deterministic equivalent (α = {a}, τ = {tau}): sim/DE extrapolated to n → ∞",
+            _norm_ratio(a, tau),
             "3 standard errors of the intercept a of sim/DE = a + c/n fitted over the n grid (seeds' spread at each "
             "n): the DE's O(1/n) finite-n error is measured by the fit and extrapolated out."))
         out.append(Claim(
-            f"‖β̂‖² grows like n^α (α = {a}): fitted log-log slope against the DE's slope over the same n",
-            _norm_slope(a),
+            f"‖β̂‖² grows like n^α (α = {a}{'' if tau == TAU else f', τ = {tau}'}): fitted log-log slope against "
+            "the DE's slope over the same n", _norm_slope(a, tau),
             "3 standard errors of the slope (seeds' spread at each n) plus the measured finite-n bias: the slope that "
             "the c/n term of sim/DE (fitted against the reference DE) adds over the same n grid."))
     return out
@@ -239,18 +242,57 @@ TRADEOFF_CLAIMS = [Claim(
     "3 standard errors of the equal-weight pooled ratio (seeds' spread at each τ), " + _DE_BIAS + ".")]
 
 
+# --- cost: one SVD of the n × p design (p = n/γ) per seed dominates: n²·p multiply-adds; then reps solves of n
+def _norm_work(p: dict) -> float:
+    return p["n"] ** 3 / GAMMA + p.get("reps", 1) * p["n"] ** 2
+
+
+def _norm_memory(p: dict) -> float:
+    return 8.0 * 3 * p["n"] ** 2 / GAMMA  # the design, its left singular vectors and a copy
+
+
+def _tradeoff_work(p: dict) -> float:
+    return _norm_work(p) * len(p["taus"])
+
+
+def _network_work(p: dict) -> float:
+    return p["n"] * p["n"] / GAMMA * p["width"]  # one epoch's forward-backward; the steps taken vary
+
+
+PARAMS = (
+    Param("alpha", float, "spectral decay: covariance eigenvalues λ_i = i^−α", {s: list(ALPHAS) for s in SCALES},
+          low=1, closed="neither"),
+    Param("n", int, "number of samples (p = n/γ features, γ = 2/3)", per_scale(SCALES, "ns"), low=10),
+    Param("tau", float, "training error held fixed, below the noise σ² = 1", {s: TAU for s in SCALES}, low=0,
+          high=TAU_MAX, closed="neither"),
+    Param("reps", int, "draws of (β*, ε) per design, averaged", per_scale(SCALES, "reps"), low=1, theory=False),
+)
+
+
 class NearInterpolators(Study):
     name = "near-interpolators"
     claim = ("Ridge held at training error τ < σ² on power-law data (λ_i = i^−α, p = n/γ) has ‖β̂‖² growing like n^α, "
              "and its test error follows an exact curve in the training error.")
     version = "2"
     theory_model = RidgeTheory
+    params = PARAMS
+    sweep_part = "norm"
 
     def parts(self) -> list[Part]:
         # the network has no theory: it is shown (figure network_norm_vs_n), not judged
-        return [Part("norm", norm_points, run_norm, _norm_claims()),
-                Part("tradeoff", tradeoff_points, run_tradeoff, TRADEOFF_CLAIMS),
-                Part("network", network_points, run_network, [])]
+        g = self.user_grid
+        claims = _norm_claims(g["alpha"], g["tau"]) if g else _norm_claims()
+        return [Part("norm", norm_points, run_norm, claims, work=_norm_work, memory=_norm_memory),
+                Part("tradeoff", tradeoff_points, run_tradeoff, TRADEOFF_CLAIMS, work=_tradeoff_work,
+                     memory=_norm_memory),
+                Part("network", network_points, run_network, [], work=_network_work, memory=_norm_memory)]
+
+    def predict(self, values: dict) -> dict:
+        """E‖β̂‖², test error and the limit constant ‖β‖²/n^α at training error τ (deterministic equivalent)."""
+        t = theory_at_tau(int(values["n"]), values["alpha"], values["tau"])
+        lim = float(powerlaw_tradeoff(values["alpha"], GAMMA, values["tau"], SIGMA2).norm2_over_n_alpha)
+        return dict(lam=float(t["lam"]), norm2=float(t["norm2"]), test_error=float(t["test_error"]),
+                    norm2_over_n_alpha=lim)
 
     @staticmethod
     def _norm_table(results):
@@ -262,18 +304,20 @@ class NearInterpolators(Study):
         figs = {}
         df = self._norm_table(results)
         fig, ax = new_figure()
-        for a, color in zip(ALPHAS, ("C0", "C3")):
-            sub = df[df["alpha"] == a]
+        tau = float(df["tau"].iloc[0]) if len(df) else TAU
+        for i, a in enumerate(sorted(df["alpha"].unique()) if len(df) else ALPHAS):
+            color = ("C0", "C3", "C2", "C1", "C4")[i % 5]
+            sub = df[(df["alpha"] == a) & np.isclose(df["tau"], tau)]
             if not len(sub):
                 continue
             plot_points(ax, sub, "n", "norm2", label=f"simulation α = {a}", color=color)
             ns = np.unique(np.geomspace(sub["n"].min(), sub["n"].max(), 12).astype(int))
-            plot_theory(ax, ns, [theory_at_tau(int(n), a, TAU)["norm2"] for n in ns],
+            plot_theory(ax, ns, [theory_at_tau(int(n), a, tau)["norm2"] for n in ns],
                         label=f"deterministic equivalent α = {a}", color=color)
-            lim = float(powerlaw_tradeoff(a, GAMMA, TAU, SIGMA2).norm2_over_n_alpha)
+            lim = float(powerlaw_tradeoff(a, GAMMA, tau, SIGMA2).norm2_over_n_alpha)
             plot_theory(ax, ns, lim * ns.astype(float) ** a, label=f"limit n^α·{lim:.3g}", color=color, style=":")
         loglog(ax)
-        ax.set(xlabel="n", ylabel="‖β̂‖²", title=f"norm at training error τ = {TAU}")
+        ax.set(xlabel="n", ylabel="‖β̂‖²", title=f"norm at training error τ = {tau:g}")
         ax.legend()
         figs["norm_vs_n"] = fig
 

@@ -29,6 +29,7 @@ from ..report.figures import new_figure, plot_points, plot_theory
 from ..solvers.factorized import gram_factorized_gd
 from ..theory import quadratic_erm
 from .base import Part, Study
+from .params import Param, per_scale
 from . import register
 
 CONFIGS = [(0.5, 0.1, 0.1), (2.0, 0.1, 0.5)]  # (κ*, λ, Δ)
@@ -278,6 +279,34 @@ def _too_narrow(results: pd.DataFrame, theory) -> Evidence | None:
                     detail=f"rank {rank}, widths {sorted(below['m'].tolist())}")
 
 
+# --- cost: one operator pass over the GOE design is n·d² multiply-adds (n = α d² symmetric d × d matrices held);
+# the real features hold n × d; GD on W adds steps passes of n·d·m
+def _work(p: dict) -> float:
+    return p["alpha"] * p["d"] ** 4
+
+
+def _memory(p: dict) -> float:
+    n = p["alpha"] * p["d"] ** 2
+    return 8.0 * n * (p["d"] ** 2 if p.get("design", "goe") == "goe" else p["d"])
+
+
+def _equivalence_work(p: dict) -> float:
+    return _work(p) * (1.0 + p["steps"] * p["m"] / p["d"])
+
+
+PARAMS = (
+    Param("design", str, "sensing design: GOE matrices (the theory's) or real quadratic features xxᵀ",
+          {s: "goe" for s in SCALES}, choices=("goe", "quadratic"), theory=False),
+    Param("d", int, "input dimension (the theory is its d → ∞ limit)", per_scale(SCALES, "d_goe"), low=4,
+          theory=False),
+    Param("alpha", float, "sample ratio α = n/d²", per_scale(SCALES, "alphas"), low=0, closed="neither"),
+    Param("kappa", float, "teacher width ratio κ* = m*/d", {s: CONFIGS[0][0] for s in SCALES}, low=0,
+          closed="neither"),
+    Param("lam", float, "weight decay λ", {s: CONFIGS[0][1] for s in SCALES}, low=0, closed="neither"),
+    Param("noise", float, "label noise variance Δ", {s: CONFIGS[0][2] for s in SCALES}, low=0),
+)
+
+
 K_POOLED = 3.0  # a handful of claims, each pooled over 12 groups: 3 s.e. is a 1-in-370 false alarm per claim
 
 
@@ -288,12 +317,22 @@ class NuclearRoute(Study):
              "and noiseless teachers are recovered above α_PR(κ*).")
     version = "2"
     theory_model = QuadraticERMTheory
+    params = PARAMS
+    sweep_part = "errors"
+
+    def predict(self, values: dict) -> dict:
+        """Train and test error, rank fraction of the minimizer (``theory.quadratic_erm.predict``) and α_PR(κ*)."""
+        p = self.theory_model.predict(values["alpha"], values["kappa"], values["lam"], values["noise"])
+        return dict(train_error=float(p.train_error[0]), test_error=float(p.test_error[0]),
+                    rank_fraction=float(p.rank_fraction[0]),
+                    alpha_pr=float(self.theory_model.perfect_recovery_threshold(values["kappa"])))
 
     def parts(self) -> list[Part]:
+        cost = dict(work=_work, memory=_memory)
         return [
-            Part("errors", _error_points, run_convex),
-            Part("finite_size", _finite_size_points, run_convex),
-            Part("recovery", _recovery_points, run_convex, [Claim(
+            Part("errors", _error_points, run_convex, **cost),
+            Part("finite_size", _finite_size_points, run_convex, **cost),
+            Part("recovery", _recovery_points, run_convex, work=_work, memory=_memory, claims=[Claim(
                 f"noiseless recovery switches on at α_PR(κ* = {RECOVERY_KAPPA}): midpoint of the last α with test "
                 "error > 1e-2 and the first with < 1e-3, at the largest d", _recovery_evidence,
                 "Half the bracket (the α grid's resolution) plus the finite-d shift measured between the two d and "
@@ -309,7 +348,7 @@ class NuclearRoute(Study):
                       "Predicted: above the floor the stopping rules leave unresolved (convex duality gap 1e-9·max(1, "
                       "F)/F plus grad_tol·‖W‖_F/F); no seed error.", comparison="at_least", k=0.0, min_n=1,
                       converged=("convex_status", "gd_status")),
-            ]),
+            ], work=_equivalence_work, memory=_memory),
         ]
 
     def extra_claims(self) -> list[Claim]:

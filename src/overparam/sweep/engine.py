@@ -41,9 +41,9 @@ def run_sweep(study: Study, params_list: list[dict[str, Any]], store: Store, exe
     todo = [t for t in tasks if t.key not in done]
     sweep_id = store.begin_sweep(study.name, scale, device, len(tasks))
     progress = progress or Progress(quiet=True)
-    group = {t.key: str(t.params.get("part", "")) for t in tasks}
+    group = {t.key: f"{study.name}/{t.params.get('part', '')}" for t in tasks}
     progress.known_durations(store.durations(study.name, [t.key for t in tasks if t.key in done], group))
-    progress.start(f"{study.name} ({scale})", total=len(tasks), completed=len(done),
+    progress.start(f"{study.name} ({scale.split(' ')[0]})", total=len(tasks), completed=len(done),
                    pending=[group[t.key] for t in todo])
     n_failed = 0
     for rec in executor.run(todo):

@@ -2,7 +2,8 @@
 periodic lines when the output is not a terminal (CI, nohup, ``| tee``), and a summary line per study.
 
 The ETA is Σ over the points still to run of the mean duration measured for points of the same part (this run's
-finished points, and those the store already holds from earlier runs), divided by the points run in parallel. A
+finished points, and those the store already holds from earlier runs; before any is measured, the cost model's
+estimate, :mod:`overparam.sweep.cost`), divided by the points run in parallel. A
 part whose points cost 100× another's no longer makes the first minutes' rate promise an early finish.
 """
 
@@ -15,20 +16,29 @@ from collections import Counter, defaultdict
 from typing import Any, Iterable
 
 
-def _fmt_s(seconds: float) -> str:
+def fmt_seconds(seconds: float) -> str:
+    """'0.35 s', '42 s', '3 min 05 s', '1 h 02 min'; '?' for NaN or inf."""
     if seconds != seconds or seconds == float("inf"):
         return "?"
+    if seconds < 9.5:
+        return f"{seconds:.2g} s"
     s = int(round(seconds))
     return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else (f"{s // 60} min {s % 60:02d} s" if s >= 60
                                                                          else f"{s} s")
 
 
 class DurationModel:
-    """Mean duration per group (a study's part), from measured points; groups never measured use the mean of all."""
+    """Mean duration per group (``study/part``), from measured points; a group never measured uses the cost model's
+    estimate (:meth:`prior`) when one is given, else the mean of all measured points."""
 
     def __init__(self) -> None:
         self._sum: dict[str, float] = defaultdict(float)
         self._n: dict[str, int] = defaultdict(int)
+        self._prior: dict[str, float] = {}
+
+    def prior(self, seconds: dict[str, float]) -> None:
+        """Estimated seconds per point of each group, used until a point of the group is measured."""
+        self._prior.update({g: s for g, s in seconds.items() if s == s and s >= 0})
 
     def add(self, group: str, seconds: float) -> None:
         if seconds == seconds and seconds >= 0:
@@ -38,6 +48,8 @@ class DurationModel:
     def mean(self, group: str) -> float:
         if self._n.get(group):
             return self._sum[group] / self._n[group]
+        if group in self._prior:
+            return self._prior[group]
         n = sum(self._n.values())
         return sum(self._sum.values()) / n if n else float("nan")
 
@@ -92,6 +104,10 @@ class Progress:
         for g, s in durations:
             self._model.add(g, s)
 
+    def prior(self, seconds: dict[str, float]) -> None:
+        """The cost model's seconds per point (``study/part`` → s): the ETA before the first point of a part ends."""
+        self._model.prior(seconds)
+
     # one study ----------------------------------------------------------------------------------------------
     def start(self, description: str, total: int, completed: int = 0, pending: Iterable[str] = ()) -> None:
         """A study's sweep: ``pending`` lists the group (part) of every point still to run."""
@@ -106,7 +122,7 @@ class Progress:
                 self._bar.update(self._overall, advance=completed)
 
     def eta(self) -> str:
-        return _fmt_s(self._model.remaining(self._pending, self.parallel))
+        return fmt_seconds(self._model.remaining(self._pending, self.parallel))
 
     def advance(self, failed: bool = False, group: str = "", seconds: float = float("nan")) -> None:
         """One point finished (``seconds`` it took, in its ``group``)."""
@@ -129,13 +145,13 @@ class Progress:
         self._last_line = time.monotonic()
         overall = (f"; all studies {self._grand_done}/{self._grand_total}" if hasattr(self, "_grand_total") else "")
         print(f"[{self._desc}] {self._done}/{self._total} points, {self._failed} failed, "
-              f"{_fmt_s(time.monotonic() - self._study_t0)} elapsed, about {self.eta()} left{overall}",
+              f"{fmt_seconds(time.monotonic() - self._study_t0)} elapsed, about {self.eta()} left{overall}",
               file=sys.stderr, flush=True)
 
     def finish(self, skipped: int) -> str:
         """The study's summary line (printed unless quiet): computed, skipped, failed, time."""
         line = (f"[{self._desc}] done: {self._run} computed, {skipped} skipped (already in the store), "
-                f"{self._failed} failed, {_fmt_s(time.monotonic() - self._study_t0)}")
+                f"{self._failed} failed, {fmt_seconds(time.monotonic() - self._study_t0)}")
         self.log(line)
         return line
 
