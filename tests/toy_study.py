@@ -24,6 +24,7 @@ from overparam.claims import Claim, Evidence, mean_sem
 from overparam.report.figures import new_figure, plot_points, plot_theory
 from overparam.studies import register
 from overparam.studies.base import Part, Study
+from overparam.studies.params import Param
 
 
 class ToyTheory:
@@ -33,9 +34,12 @@ class ToyTheory:
         return factor / np.asarray(n, dtype=float)
 
 
+NS = {"test": [4, 16, 64], "quick": [4, 16, 64, 256], "paper": [4, 16, 64, 256, 1024]}
+REPS = {"test": 8, "quick": 16, "paper": 64}
+
+
 def _points(scale):
-    ns = {"test": [4, 16, 64], "quick": [4, 16, 64, 256], "paper": [4, 16, 64, 256, 1024]}[scale]
-    reps = {"test": 8, "quick": 16, "paper": 64}[scale]
+    ns, reps = NS[scale], REPS[scale]
     return [{"n": n, "seed": s, "fail": n == 16 and s == 3 and bool(os.environ.get("TOY_FAIL"))}
             for n in ns for s in range(reps)]
 
@@ -66,12 +70,21 @@ class ToyStudy(Study):
     name = "toy"
     claim = "The sample mean of n i.i.d. N(0, 1) draws has variance 1/n."
     theory_model = ToyTheory
+    params = (Param("n", int, "draws averaged", NS, low=1),
+              Param("fail", int, "1 makes every point raise", {s: 0 for s in NS}, low=0, high=1, theory=False))
+    sweep_part = "mean"
+
+    def sweep_point(self, values, seed):
+        return dict(values, fail=bool(values["fail"]), seed=seed)
+
+    def predict(self, values):
+        return {"variance_of_mean": float(self.theory_model.variance_of_mean(values["n"]))}
 
     def parts(self):
         return [Part("mean", _points, _run, [Claim(
             "n · Var(mean) equals 1", _evidence,
             "4 standard errors of the mean of n·Var over points (a 1-in-15 000 false alarm for a normal mean).",
-            k=4.0, not_judged_at=())])]
+            k=4.0, not_judged_at=())], work=lambda p: 256 * p["n"], memory=lambda p: 8 * 256 * p["n"])]
 
     def figures(self, results):
         fig, ax = new_figure()

@@ -18,10 +18,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 RESULTS_VERSION = "1"
 
 #: the public face: ``import overparam as op`` then ``op.theory``, ``op.problems``, ``op.solvers``,
-#: ``op.diagnostics``, ``op.claims``, ``op.studies`` (each with a curated ``__all__``), ``op.reproduce`` and
-#: ``op.build_report``. Submodules load on first use, so ``import overparam`` stays cheap (no torch until needed).
+#: ``op.diagnostics``, ``op.claims``, ``op.studies`` (each with a curated ``__all__``), ``op.reproduce``,
+#: ``op.sweep_study`` (a study on your own grid) and ``op.build_report``. Submodules load on first use, so
+#: ``import overparam`` stays cheap (no torch until needed).
 _SUBMODULES = ("theory", "problems", "solvers", "diagnostics", "claims", "studies", "analysis")
-_FUNCTIONS = {"reproduce": "pipeline", "build_report": "pipeline", "Outcome": "pipeline"}
+_FUNCTIONS = {"reproduce": "pipeline", "sweep_study": "pipeline", "build_report": "pipeline", "Outcome": "pipeline"}
 
 
 def __getattr__(name: str):

@@ -147,6 +147,9 @@ def _plan_text(specs: dict[str, str], workers: int, calibrate_from: Path | None 
 
     if calibrate_from is not None:
         from .sweep.store import Store, StoreError, check_store_file
+        if not (calibrate_from / STORE_NAME).is_file():
+            raise ConfigError("calibrate-from", f"no {STORE_NAME} in {str(calibrate_from)!r}; give the folder of "
+                                                "an earlier run")
         try:
             check_store_file(calibrate_from / STORE_NAME)
             with Store(calibrate_from / STORE_NAME) as store:

@@ -89,7 +89,7 @@ def reproduce(studies: list[str], scale: str = "quick", out: Path | str = "overp
     return run_specs({name: scale for name in studies}, out, executor, device, quiet)
 
 
-def sweep(study: str, settings: dict[str, list[Any]] | None = None, seeds: int = 3, scale: str = "quick",
+def sweep_study(study: str, settings: dict[str, list[Any]] | None = None, seeds: int = 3, scale: str = "quick",
           out: Path | str = "overparam-results", executor: Executor | None = None, device: str = "cpu",
           quiet: bool | None = None) -> Outcome:
     """Run ``study``'s sweep part on a grid of its declared parameters (``settings``: name → values; the others at

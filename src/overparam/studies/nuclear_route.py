@@ -165,14 +165,15 @@ def _grouped_ratio(goe: pd.DataFrame, theory, col: str, additive: bool = False
     return means, sems, where
 
 
-def _finite_size_trend(results: pd.DataFrame, theory, col: str, additive: bool = False
+def _finite_size_trend(results: pd.DataFrame, theory, col: str, additive: bool = False, at: dict = FINITE_SIZE
                        ) -> tuple[float, float, float, float, list[int]] | None:
-    """Weighted fit of the deviation from theory at ``FINITE_SIZE`` against 1/d: dev(d) = c + b/d.
+    """Weighted fit of the deviation from theory at ``at`` (κ*, λ, Δ, α; default ``FINITE_SIZE``) against 1/d:
+    dev(d) = c + b/d, over every GOE row at that point whatever its part.
 
     Returns (c, s.e. of c, b, s.e. of b, the d's); None with fewer than three sizes."""
-    fs = results[(results["design"] == "goe") & np.isclose(results["kappa"], FINITE_SIZE["kappa"])
-                 & np.isclose(results["lam"], FINITE_SIZE["lam"]) & np.isclose(results["noise"], FINITE_SIZE["noise"])
-                 & np.isclose(results["alpha"], FINITE_SIZE["alpha"])]
+    fs = results[(results["design"] == "goe") & np.isclose(results["kappa"], at["kappa"])
+                 & np.isclose(results["lam"], at["lam"]) & np.isclose(results["noise"], at["noise"])
+                 & np.isclose(results["alpha"], at["alpha"])]
     rows = []
     for d, g in fs.groupby("d"):
         m, s, _ = _grouped_ratio(g, theory, col, additive)
@@ -185,13 +186,14 @@ def _finite_size_trend(results: pd.DataFrame, theory, col: str, additive: bool =
     return c, se_c, b, se_b, [int(d) for d in ds]
 
 
-def _errors_vs_theory(col: str, additive: bool = False):
-    """Evidence: pooled seed-mean deviation of ``col`` from theory over α and configs (GOE), with the finite-size
-    bias allowance |b|/d, b the 1/d slope measured at FINITE_SIZE (its own uncertainty is judged by the
-    extrapolation claims)."""
+def _errors_vs_theory(col: str, additive: bool = False, at: dict = FINITE_SIZE):
+    """Evidence: pooled seed-mean deviation of ``col`` from theory over α and configs (GOE rows of the ``errors``
+    part at their largest d), with the finite-size bias allowance |b|/d, b the 1/d slope measured at ``at`` (its own
+    uncertainty is judged by the extrapolation claims)."""
     def evaluate(results: pd.DataFrame, theory) -> Evidence | None:
         goe = results[(results["part"] == "errors") & (results["design"] == "goe")]
-        trend = _finite_size_trend(results, theory, col, additive)
+        goe = goe[goe["d"] == goe["d"].max()] if len(goe) else goe
+        trend = _finite_size_trend(results, theory, col, additive, at)
         if not len(goe) or trend is None:
             return None
         means, sems, where = _grouped_ratio(goe, theory, col, additive)
@@ -207,10 +209,10 @@ def _errors_vs_theory(col: str, additive: bool = False):
     return evaluate
 
 
-def _extrapolation(col: str, additive: bool = False):
-    """Evidence: the deviation from theory at FINITE_SIZE extrapolated to d → ∞ (intercept of the 1/d fit)."""
+def _extrapolation(col: str, additive: bool = False, at: dict = FINITE_SIZE):
+    """Evidence: the deviation from theory at ``at`` extrapolated to d → ∞ (intercept of the 1/d fit)."""
     def evaluate(results: pd.DataFrame, theory) -> Evidence | None:
-        trend = _finite_size_trend(results, theory, col, additive)
+        trend = _finite_size_trend(results, theory, col, additive, at)
         if trend is None:
             return None
         c, se_c, b, se_b, ds = trend
@@ -351,29 +353,36 @@ class NuclearRoute(Study):
             ], work=_equivalence_work, memory=_memory),
         ]
 
+    def _finite_size_at(self) -> dict:
+        """Where the 1/d trend is measured: ``FINITE_SIZE``, or on a user's grid its first (κ*, λ, Δ, α) over the
+        d's given (at least three are needed; with fewer the claims that read the trend are not judged)."""
+        g = self.user_grid
+        return FINITE_SIZE if g is None else {k: g[k][0] for k in ("kappa", "lam", "noise", "alpha")}
+
     def extra_claims(self) -> list[Claim]:
         """Claims on the ``errors`` rows that also read the ``finite_size`` rows (the measured 1/d trend)."""
-        fs = "κ* = 2, α = 0.5"
+        at = self._finite_size_at()
+        fs = f"κ* = {at['kappa']:g}, α = {at['alpha']:g}"
         pooled = [
             Claim("test error of the convex minimizer (GOE design): pooled ratio to the theory over α and (κ*, λ, Δ)",
-                  _errors_vs_theory("test_error"),
+                  _errors_vs_theory("test_error", at=at),
                   f"{K_POOLED:g} s.e. of the inverse-variance pooled seed-mean ratio plus the finite-size bias |b|/d, "
-                  f"b the slope in 1/d measured at {fs}, d = 20, 30, 40, 60.", k=K_POOLED,
+                  f"b the slope in 1/d measured at {fs} over the d's run there.", k=K_POOLED,
                   converged=("convex_status",)),
             Claim("training error of the convex minimizer (GOE design): pooled ratio to the theory over α and "
-                  "(κ*, λ, Δ)", _errors_vs_theory("train_error"),
+                  "(κ*, λ, Δ)", _errors_vs_theory("train_error", at=at),
                   f"{K_POOLED:g} s.e. of the pooled ratio plus the training error's finite-size bias |b|/d, measured "
-                  f"(not a literal): b the slope in 1/d fitted at {fs}, d = 20, 30, 40, 60.", k=K_POOLED,
+                  f"(not a literal): b the slope in 1/d fitted at {fs} over the d's run there.", k=K_POOLED,
                   converged=("convex_status",)),
             Claim("rank fraction of the minimizer (GOE design): pooled deviation from ρ_Y((θ, ∞)) over α and "
-                  "(κ*, λ, Δ)", _errors_vs_theory("rank_fraction", additive=True),
+                  "(κ*, λ, Δ)", _errors_vs_theory("rank_fraction", additive=True, at=at),
                   f"{K_POOLED:g} s.e. of the pooled seed-mean difference (s.e. includes the 1/d rounding of a rank) "
                   f"plus |b|/d, the 1/d trend measured at {fs}.", k=K_POOLED, converged=("convex_status",)),
         ]
         cols = (("test_error", False, "test error"), ("train_error", False, "training error"),
                 ("rank_fraction", True, "rank fraction"))
-        return [Claim(f"{label} at κ* = 2, α = 0.5 (GOE) extrapolated to d → ∞ by a fit in 1/d matches the theory",
-                      _extrapolation(col, additive), f"{K_POOLED:g} s.e. of the weighted fit's intercept (seed errors "
+        return [Claim(f"{label} at {fs} (GOE) extrapolated to d → ∞ by a fit in 1/d matches the theory",
+                      _extrapolation(col, additive, at), f"{K_POOLED:g} s.e. of the weighted fit's intercept (seed errors "
                       "propagated); no bias: the extrapolation removes the 1/d term.", k=K_POOLED,
                       converged=("convex_status",)) for col, additive, label in cols] + pooled
 

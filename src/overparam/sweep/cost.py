@@ -4,9 +4,11 @@ Each study's part declares ``work(point)``, a number proportional to the point's
 dominant loop, as a formula of the point's sizes), and ``memory(point)``, the bytes of the largest arrays it holds.
 The model turns work into seconds with a line fitted to measured runs, per part::
 
-    seconds(point) = a + c · work(point)        a, c ≥ 0 (non-negative least squares on relative error)
+    seconds(point) = a + c · work(point)        a, c ≥ 0 (non-negative least squares on relative error,
+                                                  then scaled so the calibration run's total is reproduced)
 
 ``a`` is a point's fixed overhead (imports, set-up), ``c`` the seconds per unit of work on the machine measured.
+Parts that run the same function with the same work formula share one fit (more sizes for one line).
 A part measured at one size only gets ``a = 0`` (no overhead can be told apart), and a part without a work formula
 the mean time of its points.
 Linear in work by design: the formulas count multiply-adds, so a larger point costs proportionally more and the fit
@@ -60,14 +62,23 @@ def fit_part(work: np.ndarray, seconds: np.ndarray) -> PartCost:
     if not len(s):
         raise ValueError("seconds: no finished points to calibrate on")
     if np.ptp(w) <= 1e-12 * max(1.0, float(np.max(np.abs(w)))):
-        # one size only: no overhead can be told apart, so seconds ∝ work through the measured mean (geometric)
-        a, c = 0.0, float(np.exp(np.mean(np.log(s)))) / max(float(w[0]), 1e-300)
+        # one size only: no overhead can be told apart, so seconds ∝ work (through the mean, after the rescaling)
+        a, c = 0.0, 1.0 / max(float(w[0]), 1e-300)
     else:
         A = np.stack([np.ones_like(w), w], axis=1) / s[:, None]
         (a, c), _ = nnls(A, np.ones_like(s))
+    # relative errors fit the typical point; rescaled so that the calibration run's total is reproduced (a worker's
+    # first point, which pays for warming up, is rare but long, and totals are what a plan is read for)
+    scale = float(s.sum() / max(np.sum(a + c * w), 1e-300))
+    a, c = a * scale, c * scale
     fitted = np.maximum(a + c * w, 1e-12)
     spread = float(np.exp(np.sqrt(np.mean(np.log(s / fitted) ** 2))))
     return PartCost(float(a), float(c), spread, int(len(s)))
+
+
+def _pool(study: Any, part: Any) -> tuple[str, Any, Any]:
+    """Parts that run the same function with the same work formula share one fit (more sizes, one line)."""
+    return (study.name, getattr(part.run, "__qualname__", part.name), getattr(part.work, "__qualname__", None))
 
 
 def _work(part: Any, point: dict[str, Any]) -> float:
@@ -100,7 +111,7 @@ class CostModel:
     def calibrate(cls, records: Iterable[Any], studies: dict[str, Any], source: str = "") -> "CostModel":
         """Fit every part from finished store records (``PointRecord`` s with ``study``, ``params``, ``status``,
         ``duration_s``) of the ``studies`` given (name → Study)."""
-        rows: dict[str, list[tuple[float, float]]] = {}
+        rows: dict[tuple[str, Any, Any], list[tuple[float, float]]] = {}
         for r in records:
             study = studies.get(r.study)
             if study is None or r.status != "done" or not r.duration_s:
@@ -108,8 +119,10 @@ class CostModel:
             part = study._parts().get(r.params.get("part"))
             if part is None:
                 continue
-            rows.setdefault(f"{r.study}/{part.name}", []).append((_work(part, r.params), float(r.duration_s)))
-        return cls({k: fit_part(*map(np.array, zip(*v))) for k, v in rows.items()}, source)
+            rows.setdefault(_pool(study, part), []).append((_work(part, r.params), float(r.duration_s)))
+        fits = {k: fit_part(*map(np.array, zip(*v))) for k, v in rows.items()}
+        return cls({f"{name}/{part.name}": fits[_pool(study, part)] for name, study in studies.items()
+                    for part in study.parts() if _pool(study, part) in fits}, source)
 
     # --- using one --------------------------------------------------------------------------------------------------
     def seconds(self, study: Any, point: dict[str, Any]) -> float:
