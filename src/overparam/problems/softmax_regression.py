@@ -111,6 +111,11 @@ class Matrix:
         Yt = np.ascontiguousarray(Y.numpy().T)
         return torch.from_numpy(np.asarray(self.C.T @ Y.numpy()) if self.sparse else (Yt @ self.native).T)
 
+    def rmm_rows(self, Yt: np.ndarray) -> torch.Tensor:
+        """Cᵀ Y given Yᵀ (k, n) as a C-contiguous array, (d, k): nnz · k multiply-adds, one pass over C."""
+        self.work.sparse_product(self.nnz, Yt.shape[0], self.n)
+        return torch.from_numpy(np.asarray(self.C.T @ Yt.T) if self.sparse else (Yt @ self.native).T)
+
     def mm(self, X: torch.Tensor) -> torch.Tensor:
         """C X for X (d, k), (n, k): nnz · k multiply-adds."""
         self.work.sparse_product(self.nnz, X.shape[1], self.n)
@@ -205,7 +210,10 @@ class SoftmaxRegression:
 
     def grad_low_rank(self, st: State) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(∇L, CᵀU, M) from one pass over C: Cᵀ[g_z, u, q, p] (nnz · 4 multiply-adds, n rows read once)."""
-        G = self.A.rmm(torch.cat([(st.p + self.w2 * st.z)[:, None], self._U(st)], 1))
+        Yt = np.empty((4, self.n))  # [g_z, u, q, p] as rows: the pass reads C once, (YᵀC)ᵀ
+        for i, col in enumerate((st.p + self.w2 * st.z, st.u, st.q, st.p)):
+            Yt[i] = col.numpy()
+        G = self.A.rmm_rows(Yt)
         return G[:, 0].contiguous(), G[:, 1:], self._M(st)
 
     @staticmethod
