@@ -105,6 +105,26 @@ def test_local_convergence_small_instance():
     assert gd.history["loss"][-1] < gd.history["loss"][0] and not gd.history["loss_increases"]
 
 
+def test_adaptive_cg_tolerance_and_damped_steps():
+    """Newton-CG with the Eisenstat–Walker tolerance reaches the same gradient norm with fewer Hessian-vector
+    products than a fixed 1e-10; damped exact Newton takes only full steps near x* (its last steps are quadratic)."""
+    prob, _ = make_data_dominated(3000, 20, 1)
+    x0 = torch.zeros(20, dtype=torch.float64)
+    g0 = float(prob.grad(x0).norm())
+    work = {}
+    for tol in (1e-10, "adaptive"):
+        before = prob.work.copy()
+        res = solve(prob, x0, "newton_cg", cg_tol=tol, grad_tol=1e-9 * g0, max_iter=60)
+        assert res.converged, tol
+        work[tol] = (prob.work - before).madds
+    assert work["adaptive"] < 0.8 * work[1e-10], work
+    res = solve(prob, x0, "newton", grad_tol=0.0, max_iter=12)
+    g = np.asarray(res.history["grad_norm"])
+    assert g[-1] < 1e-12 * g0
+    t = int(np.argmax(g < 1e-4 * g0))
+    assert g[t + 1] < 10 * g[t] ** 2 / g0 or g[t + 1] < 1e-12 * g0  # quadratic once close
+
+
 def test_path_diagnostics():
     prob, _ = make_instance(1000, 8, 3, "softplus")
     xs = [torch.zeros(8, dtype=torch.float64) + 0.1 * k for k in range(3)]

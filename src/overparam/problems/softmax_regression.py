@@ -308,6 +308,7 @@ def curvature_report(prob: SoftmaxRegression, x: torch.Tensor) -> dict[str, floa
     - ``data_to_reg``: tr(∇²L − R)/tr(R), R = Cᵀdiag(w²)C the regularizer's curvature (≫ 1: data-dominated);
     - ``leverage_max``, ``leverage_p99``: the largest and the 99th-percentile exact leverage score of
       diag(√|D|)C, D = β + w², in units of the uniform d/n (1 = uniform scores; large = uniform sampling fails)."""
+    x = torch.as_tensor(x, dtype=torch.float64)
     saved = prob.work.copy()
     try:
         st = prob.state(x)
