@@ -12,14 +12,18 @@
 factorization and every sketch add their multiply-adds and rows read to ``problem.work``
 (:class:`overparam.work.Work`), set-up included, so the cost of a run is counted on the path that takes it.
 
-When approximate Newton is the right choice: n ≫ d (a step costs O(nnz(C)) plus s d² + d³ against exact Newton's
-n d²; at d = 100 the counted work per step is ≈ 6× smaller from n ≈ 10⁵), and curvature that the data term
-dominates with an ill-conditioned CᵀC, where first-order and CG methods need many passes over C. When it is not:
-small n (s ≈ d log d/ε₀² rows are then a large share of n, and exact Newton's quadratic convergence wins), a
-regularizer that dominates the Hessian (then κ(H) ≈ 1 and gradient descent, CG or a Hessian factored once
-converge in a handful of cheap steps), or a target accuracy so loose that two or three steps of anything suffice.
+When approximate Newton is the right choice: n ≫ d with dense rows, and curvature that the data term dominates
+with an ill-conditioned CᵀC (:func:`overparam.problems.softmax_regression.make_data_dominated`), where CG and
+first-order methods need many passes over C. A step costs a few passes over C plus s d² + d³ against exact Newton's
+n d² Gram matrix: counted work per step ≈ 7× smaller at n = 10⁶, d = 50; in wall time (one thread, d = 100) whole runs
+were 1.55–1.94× faster than exact Newton at n = 10⁶ and no faster at n = 10⁵, because exact Newton's Gram matrix runs
+at matrix-multiply speed while the passes over C are memory-bound (benchmarks/approximate_newton.py). When it is not:
+small n (s ≈ d log d/ε₀² rows are then a large share of n, and exact Newton's quadratic convergence wins), sparse rows
+(exact Newton's Hessian then costs only Σ nnz_i²: sampling saved 1.5× the counted work at 10 nonzeros a row), a regularizer
+that dominates the Hessian (κ(H) ≈ 1: exact Newton needs 2 steps and Newton-CG 4), or a loose target accuracy.
 
-Newton steps are taken in full (lr = 1: the local method). A step that increases the loss is reported by the loop.
+Newton-type steps are damped by default (Armijo backtracking, :func:`solve`); ``damped=False`` takes them in full
+(lr = 1: the local method of the theory). A step that increases the loss is reported by the loop.
 The problem is :class:`overparam.problems.softmax_regression.SoftmaxRegression` or anything with the same
 ``state``, ``grad``, ``grad_low_rank``, ``diagonal``, ``hvp``, ``hessian``, ``low_rank_product``, ``A`` and ``d``.
 """
