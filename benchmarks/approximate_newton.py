@@ -180,7 +180,9 @@ def main() -> None:
              "for BLAS/OpenMP/torch; load_1min = the 1-minute load average before the method (2 cores shared with "
              "other jobs). 'reached' says whether the method met the target (float64 solvers stopping on a step, "
              "loss or iteration criterion may stop above it). kappa_H, data_to_reg, leverage_max: "
-             "overparam.problems.softmax_regression.curvature_report at x* (n ≤ 1e5 only).")
+             "overparam.problems.softmax_regression.curvature_report at x* (n ≤ 1e5 only)."
+             + (f" Not run at n = {max(args.ns)} (to keep the run short): {', '.join(args.skip_large)}."
+                if args.skip_large else ""))
     write("approximate_newton", rows, notes)
     with open(RESULTS / "approximate_newton.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}))
