@@ -63,18 +63,27 @@ class Matrix:
     multiply-adds and the rows it reads to ``work`` (:class:`overparam.work.Work`, rules there)."""
 
     def __init__(self, C, work: Work | None = None):
+        if isinstance(C, torch.Tensor) and C.layout != torch.strided:  # a torch sparse tensor: held as scipy CSR
+            C = C.coalesce() if C.layout == torch.sparse_coo else C.to_sparse_coo().coalesce()
+            i = C.indices().cpu().numpy()
+            C = sp.csr_matrix((C.values().cpu().double().numpy(), (i[0], i[1])), shape=tuple(C.shape))
         if sp.issparse(C):
             self.C = C.tocsr().astype(np.float64)
             self.sparse = True
             finite_array("C", self.C.data)
         else:
-            self.C = torch.as_tensor(C, dtype=torch.float64)
+            self.C = torch.as_tensor(C, dtype=torch.float64).cpu()
             self.sparse = False
             if self.C.ndim != 2:
                 raise ValueError(f"C: must be 2-D (n, d), got shape {tuple(self.C.shape)}")
             finite_array("C", self.C)
         self.n, self.d = self.C.shape
         self.work = work if work is not None else Work()
+
+    @property
+    def native(self):
+        """C as the sketches read it: the scipy CSR matrix, or a NumPy view of the dense tensor (no copy)."""
+        return self.C if self.sparse else self.C.numpy()
 
     @property
     def nnz(self) -> int:
@@ -88,33 +97,40 @@ class Matrix:
     def mv(self, x: torch.Tensor) -> torch.Tensor:
         """C x, (n,): nnz multiply-adds."""
         self.work.sparse_product(self.nnz, 1, self.n)
-        return torch.from_numpy(self.C @ x.numpy()) if self.sparse else self.C @ x
+        return torch.from_numpy(np.asarray(self.native @ x.numpy()))
 
     def rmv(self, y: torch.Tensor) -> torch.Tensor:
         """Cᵀ y, (d,): nnz multiply-adds."""
         self.work.sparse_product(self.nnz, 1, self.n)
-        return torch.from_numpy(self.C.T @ y.numpy()) if self.sparse else self.C.T @ y
+        return torch.from_numpy(np.asarray(y.numpy() @ self.native)).reshape(self.d)
 
     def rmm(self, Y: torch.Tensor) -> torch.Tensor:
-        """Cᵀ Y for Y (n, k), (d, k): nnz · k multiply-adds."""
+        """Cᵀ Y for Y (n, k), (d, k): nnz · k multiply-adds, one pass over C (computed as (YᵀC)ᵀ, which reads C
+        row by row)."""
         self.work.sparse_product(self.nnz, Y.shape[1], self.n)
-        return torch.from_numpy(np.asarray(self.C.T @ Y.numpy())) if self.sparse else self.C.T @ Y
+        Yt = np.ascontiguousarray(Y.numpy().T)
+        return torch.from_numpy(np.asarray(self.C.T @ Y.numpy()) if self.sparse else (Yt @ self.native).T)
+
+    def rmm_rows(self, Yt: np.ndarray) -> torch.Tensor:
+        """Cᵀ Y given Yᵀ (k, n) as a C-contiguous array, (d, k): nnz · k multiply-adds, one pass over C."""
+        self.work.sparse_product(self.nnz, Yt.shape[0], self.n)
+        return torch.from_numpy(np.asarray(self.C.T @ Yt.T) if self.sparse else (Yt @ self.native).T)
+
+    def mm(self, X: torch.Tensor) -> torch.Tensor:
+        """C X for X (d, k), (n, k): nnz · k multiply-adds."""
+        self.work.sparse_product(self.nnz, X.shape[1], self.n)
+        return torch.from_numpy(np.asarray(self.native @ X.numpy()))
 
     def gram(self, weights: torch.Tensor, rows: np.ndarray | None = None) -> torch.Tensor:
         """Cᵀ diag(weights) C over all rows or the given ``rows`` (weights indexed like those rows), (d, d):
         Σ_i (nnz_i² + nnz_i) multiply-adds over the rows used."""
         k = self.row_nnz(rows).astype(float)
         self.work.add(float((k * k + k).sum()), len(k))
+        wt = weights.numpy() if isinstance(weights, torch.Tensor) else np.asarray(weights, float)
+        Cs = self.native if rows is None else self.native[np.asarray(rows)]
         if self.sparse:
-            Cs = self.C if rows is None else self.C[rows]
-            return torch.from_numpy(np.asarray((Cs.T @ Cs.multiply(weights.numpy()[:, None])).todense()))
-        Cs = self.C if rows is None else self.C[torch.as_tensor(rows)]
-        return Cs.T @ (weights[:, None] * Cs)
-
-    def scaled_rows(self, root: np.ndarray):
-        """diag(root) C in C's own representation (scipy CSR or a numpy array): one multiply per stored entry."""
-        self.work.add(self.nnz, self.n)
-        return self.C.multiply(root[:, None]).tocsr() if self.sparse else self.C.numpy() * root[:, None]
+            return torch.from_numpy(np.asarray((Cs.T @ Cs.multiply(wt[:, None])).todense()))
+        return torch.from_numpy((Cs * wt[:, None]).T @ Cs)
 
     def dense(self) -> torch.Tensor:
         return torch.from_numpy(self.C.toarray()) if self.sparse else self.C
@@ -184,11 +200,29 @@ class SoftmaxRegression:
         st = st or self.state(x)
         return self.A.rmv(st.p + self.w2 * st.z)
 
+    def diagonal(self, st: State) -> torch.Tensor:
+        """D = β + w², (n,): the whole diagonal of B, so that ∇²L = Cᵀ diag(D) C + (CᵀU) M (CᵀU)ᵀ."""
+        return st.beta + self.w2
+
     def low_rank(self, st: State) -> tuple[torch.Tensor, torch.Tensor]:
         """(CᵀU (d, 3), M (3, 3)) with U = [u, q, p]: the rank-≤3 part of the Hessian is (CᵀU) M (CᵀU)ᵀ."""
-        U = torch.stack([st.u, st.q, st.p], 1)
-        M = torch.tensor([[st.c, -1.0, -1.0], [-1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], dtype=torch.float64)
-        return self.A.rmm(U), M
+        return self.A.rmm(self._U(st)), self._M(st)
+
+    def grad_low_rank(self, st: State) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(∇L, CᵀU, M) from one pass over C: Cᵀ[g_z, u, q, p] (nnz · 4 multiply-adds, n rows read once)."""
+        Yt = np.empty((4, self.n))  # [g_z, u, q, p] as rows: the pass reads C once, (YᵀC)ᵀ
+        for i, col in enumerate((st.p + self.w2 * st.z, st.u, st.q, st.p)):
+            Yt[i] = col.numpy()
+        G = self.A.rmm_rows(Yt)
+        return G[:, 0].contiguous(), G[:, 1:], self._M(st)
+
+    @staticmethod
+    def _U(st: State) -> torch.Tensor:
+        return torch.stack([st.u, st.q, st.p], 1)
+
+    @staticmethod
+    def _M(st: State) -> torch.Tensor:
+        return torch.tensor([[st.c, -1.0, -1.0], [-1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], dtype=torch.float64)
 
     def low_rank_product(self, CU: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
         """(CᵀU) M (CᵀU)ᵀ, (d, d): 9d + 3d² multiply-adds."""
@@ -204,12 +238,12 @@ class SoftmaxRegression:
                                          - st.q * (st.u @ Cv) - st.p * (st.u @ Cv))
         return self.A.rmv(Bv)
 
-    def hessian(self, x: torch.Tensor, st: State | None = None, reg_gram: torch.Tensor | None = None) -> torch.Tensor:
-        """The exact Hessian Cᵀ diag(β) C + (CᵀU)M(CᵀU)ᵀ + Cᵀ diag(w²) C, (d, d); ``reg_gram`` = Cᵀdiag(w²)C when
-        already known (it does not depend on x)."""
+    def hessian(self, x: torch.Tensor, st: State | None = None, CU: torch.Tensor | None = None) -> torch.Tensor:
+        """The exact Hessian Cᵀ diag(β + w²) C + (CᵀU)M(CᵀU)ᵀ, (d, d): one Gram pass over all n rows (n(d² + d)
+        multiply-adds for dense C); ``CU`` = CᵀU when already known (:meth:`grad_low_rank`)."""
         st = st or self.state(x)
-        reg = reg_gram if reg_gram is not None else self.A.gram(self.w2)
-        H = self.A.gram(st.beta) + self.low_rank_product(*self.low_rank(st)) + reg
+        CU = CU if CU is not None else self.low_rank(st)[0]
+        H = self.A.gram(self.diagonal(st)) + self.low_rank_product(CU, self._M(st))
         return 0.5 * (H + H.T)
 
     def torch_loss(self, x: torch.Tensor) -> torch.Tensor:
@@ -221,21 +255,31 @@ class SoftmaxRegression:
 
 
 def make_instance(n: int, d: int, seed: int, activation: str = "softplus", density: float | None = None,
-                  radius: float = 2.0, noise: float = 0.1, w_scale: float = 2.0) -> tuple[SoftmaxRegression, np.ndarray]:
-    """An instance meeting the paper's kind of assumptions: rows of C with norm ≈ 1 (dense N(0, 1/d), or sparse with
-    ``density``·d nonzeros per row), a planted x₀ with ‖x₀‖ = radius, b = φ(u(Cx₀) − θ) + noise·N(0, 1)/n with θ = 1/n
-    (the softmax's scale), and w_i = w_scale/n so that the regularizer dominates the negative curvature of the data
-    term (positive definite Hessian). Returns (problem, x₀)."""
+                  radius: float = 2.0, noise: float = 0.1, w_scale: float = 2.0,
+                  condition: float = 1.0) -> tuple[SoftmaxRegression, np.ndarray]:
+    """An instance meeting the paper's kind of assumptions: rows of C with norm ≈ 1 (dense N(0, Σ/d), or sparse with
+    ``density``·d nonzeros per row scaled by Σ^½ column-wise), Σ = diag(σ²) with σ_j² geometric from 1 to
+    1/``condition`` (normalized to mean 1: κ(CᵀC) ≈ condition), a planted x₀ with ‖x₀‖ = radius, b = φ(u(Cx₀) − θ) +
+    noise·N(0, 1)/n with θ = 1/n (the softmax's scale), and w_i = w_scale/n.
+
+    The default (condition 1, w_scale 2) is the easy family: the regularizer dominates the data term's negative
+    curvature and κ(∇²L) ≈ 1. :func:`make_data_dominated` gives the family where the data term dominates.
+    Returns (problem, x₀)."""
     n, d = positive_int("n", n), positive_int("d", d)
+    condition = positive("condition", condition)
+    if condition < 1:
+        raise ValueError(f"condition: must be ≥ 1 (got {condition})")
     rng = np.random.default_rng(seed)
+    sigma = condition ** (-0.5 * np.arange(d) / max(d - 1, 1))
+    sigma /= np.sqrt(np.mean(sigma**2))
     if density is None:
-        C = torch.from_numpy(rng.standard_normal((n, d)) / math.sqrt(d))
+        C = torch.from_numpy(rng.standard_normal((n, d)) * (sigma / math.sqrt(d)))
     else:
         density = positive("density", density)
         k = max(1, int(round(density * d)))
         cols = np.argsort(rng.random((n, d)), axis=1)[:, :k].ravel()
         rows = np.repeat(np.arange(n), k)
-        C = sp.csr_matrix((rng.standard_normal(n * k) / math.sqrt(k), (rows, cols)), shape=(n, d))
+        C = sp.csr_matrix((rng.standard_normal(n * k) * sigma[cols] / math.sqrt(k), (rows, cols)), shape=(n, d))
     x0 = rng.standard_normal(d)
     x0 *= radius / np.linalg.norm(x0)
     theta = 1.0 / n
@@ -244,3 +288,40 @@ def make_instance(n: int, d: int, seed: int, activation: str = "softplus", densi
     u = torch.softmax(tmp.A.mv(torch.from_numpy(x0)), 0)
     b = tmp.phi(u - theta)[0].numpy() + noise * rng.standard_normal(n) / n
     return SoftmaxRegression(C, b, w, theta, activation), x0
+
+
+#: the data-dominated family: κ(CᵀC) = 100, regularization weight w = 0.2/n, ‖x₀‖ = 4
+DATA_DOMINATED = dict(condition=100.0, w_scale=0.2, radius=4.0)
+
+
+def make_data_dominated(n: int, d: int, seed: int, activation: str = "softplus", density: float | None = None,
+                        **over) -> tuple[SoftmaxRegression, np.ndarray]:
+    """:func:`make_instance` with :data:`DATA_DOMINATED` (any of its keys overridable): an ill-conditioned C and a
+    regularizer well below the data curvature, where sampling the Hessian pays off. Returns (problem, x₀)."""
+    return make_instance(n, d, seed, activation, density, **{**DATA_DOMINATED, **over})
+
+
+def curvature_report(prob: SoftmaxRegression, x: torch.Tensor) -> dict[str, float]:
+    """What decides whether approximate Newton pays at x (usually x*), counted apart from ``prob.work``:
+
+    - ``kappa_H``: κ(∇²L(x)) = λ_max/λ_min (inf when not positive definite);
+    - ``data_to_reg``: tr(∇²L − R)/tr(R), R = Cᵀdiag(w²)C the regularizer's curvature (≫ 1: data-dominated);
+    - ``leverage_max``, ``leverage_p99``: the largest and the 99th-percentile exact leverage score of
+      diag(√|D|)C, D = β + w², in units of the uniform d/n (1 = uniform scores; large = uniform sampling fails)."""
+    x = torch.as_tensor(x, dtype=torch.float64)
+    saved = prob.work.copy()
+    try:
+        st = prob.state(x)
+        H = prob.hessian(x, st)
+        ev = torch.linalg.eigvalsh(H)
+        R = prob.A.gram(prob.w2)
+        absD = prob.diagonal(st).abs()
+        L = torch.linalg.cholesky(prob.A.gram(absD))  # τ_i = |D_i| c_iᵀ(Cᵀ|D|C)⁻¹c_i = |D_i| ‖L⁻¹c_i‖²
+        Y = torch.linalg.solve_triangular(L, torch.eye(prob.d, dtype=torch.float64), upper=False).T
+        tau = (absD * (prob.A.mm(Y) ** 2).sum(1)).numpy() * prob.n / prob.d
+    finally:
+        prob.work.madds, prob.work.rows = saved.madds, saved.rows
+    lo, hi = float(ev[0]), float(ev[-1])
+    return {"kappa_H": hi / lo if lo > 0 else math.inf,
+            "data_to_reg": float((torch.trace(H) - torch.trace(R)) / torch.trace(R)),
+            "leverage_max": float(tau.max()), "leverage_p99": float(np.quantile(tau, 0.99))}

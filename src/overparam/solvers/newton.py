@@ -1,33 +1,50 @@
 """Newton-type methods on one loop (:func:`overparam.solvers.gradient.minimize` with a direction):
 
 - ``gd``: d = −∇L with backtracking (Armijo) line search;
-- ``newton``: d = −H⁻¹∇L with the exact Hessian (dense C: O(n d²) per step);
-- ``newton_cg``: conjugate gradients on Hessian-vector products (O(nnz(C)) each), to relative residual ``cg_tol``;
-- ``approx_newton``: d = −H̃⁻¹∇L with H̃ = Cᵀ D̃ C + (CᵀU)M(CᵀU)ᵀ + Cᵀ diag(w²) C, where D̃ keeps s rows of
-  |β|^{1/2}C sampled by sketched leverage scores and reweighted (unbiased for Cᵀ diag(β) C), the low-rank part is
-  exact, and Cᵀ diag(w²) C is computed once (it does not depend on x). Per step: O(nnz(C)·k + s d² + d³).
+- ``newton``: d = −H⁻¹∇L with the exact Hessian H = Cᵀ diag(D) C + (CᵀU)M(CᵀU)ᵀ, D = β + w² (dense C:
+  n(d² + d) multiply-adds per step for the Gram matrix);
+- ``newton_cg``: conjugate gradients on Hessian-vector products (2 nnz(C) each), to relative residual ``cg_tol``
+  or, with ``cg_tol="adaptive"``, η_t = min(½, √(‖∇L_t‖/‖∇L_0‖)) (Eisenstat–Walker: superlinear near x*);
+- ``approx_newton``: d = −H̃⁻¹∇L with H̃ = Cᵀ D̃ C + (CᵀU)M(CᵀU)ᵀ, D̃ a sampled, reweighted copy of the whole
+  diagonal D (unbiased for Cᵀ diag(D) C) and the low-rank part exact (:class:`SampledHessian`).
 
-Every product with C, every factorization and the sketch add their multiply-adds to ``problem.work``
-(:class:`overparam.work.Work`), so the cost of a step is counted on the path that takes it.
+∇L and CᵀU come from one pass over C (Cᵀ[g_z, u, q, p]) for both Newton methods. Every product with C, every
+factorization and every sketch add their multiply-adds and rows read to ``problem.work``
+(:class:`overparam.work.Work`), set-up included, so the cost of a run is counted on the path that takes it.
 
-Newton steps are taken in full (lr = 1: the local method). A step that increases the loss is reported by the loop.
-The problem is :class:`overparam.problems.softmax_regression.SoftmaxRegression` or anything with ``state``,
-``grad``, ``hvp``, ``hessian``, ``low_rank``, ``low_rank_product``, ``A`` (a :class:`Matrix`), ``w2`` and ``d``.
+When approximate Newton is the right choice: n ≫ d with dense rows, and curvature that the data term dominates
+with an ill-conditioned CᵀC (:func:`overparam.problems.softmax_regression.make_data_dominated`), where CG and
+first-order methods need many passes over C. A step costs a few passes over C plus s d² + d³ against exact Newton's
+n d² Gram matrix: counted work per step ≈ 7× smaller at n = 10⁶, d = 50; in wall time (one thread, d = 100) whole runs
+were 1.55–1.94× faster than exact Newton at n = 10⁶ and no faster at n = 10⁵, because exact Newton's Gram matrix runs
+at matrix-multiply speed while the passes over C are memory-bound (benchmarks/approximate_newton.py). When it is not:
+small n (s ≈ d log d/ε₀² rows are then a large share of n, and exact Newton's quadratic convergence wins), sparse rows
+(exact Newton's Hessian then costs only Σ nnz_i²: sampling saved 1.5× the counted work at 10 nonzeros a row), a regularizer
+that dominates the Hessian (κ(H) ≈ 1: exact Newton needs 2 steps and Newton-CG 4), or a loose target accuracy.
+
+Newton-type steps are damped by default (Armijo backtracking, :func:`solve`); ``damped=False`` takes them in full
+(lr = 1: the local method of the theory). A step that increases the loss is reported by the loop.
+The problem is :class:`overparam.problems.softmax_regression.SoftmaxRegression` or anything with the same
+``state``, ``grad``, ``grad_low_rank``, ``diagonal``, ``hvp``, ``hessian``, ``low_rank_product``, ``A`` and ``d``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from ..validation import choice, positive_int
+from ..validation import choice, finite_array, positive, positive_int
 from .gradient import minimize
 from .result import SolverResult
-from .sketch import leverage_scores, sample_rows, samples_for
+from .sketch import countsketch, draw_rows, leverage_scores, sampling_probabilities, samples_for
 
 METHODS = ("gd", "newton", "newton_cg", "approx_newton")
+#: how approximate Newton builds H̃: leverage-score row sampling (scores reused, rows redrawn every step), uniform
+#: row sampling, or a CountSketch Newton sketch (SA)ᵀ(SA) of diag(√|D|)C
+SCHEMES = ("leverage", "uniform", "countsketch")
 
 
 def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: float = 1e-10,
@@ -51,78 +68,193 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
     return x
 
 
+def _generator(seed) -> np.random.Generator:
+    """A NumPy Generator from an int, a NumPy Generator or a torch Generator (its next 63-bit draw)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, torch.Generator):
+        return np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=seed)))
+    return np.random.default_rng(int(seed))
+
+
 class SampledHessian:
-    """Builds H̃(x) for approximate Newton with ``s`` sampled rows; with ``keep``, every H̃ it built is kept in
-    ``drawn`` (for diagnostics such as the spectral accuracy of the Hessians a run actually used); ``k2`` columns of
-    the Johnson–Lindenstrauss sketch of the leverage scores."""
+    """H̃(x) = Cᵀ D̃ C + (CᵀU)M(CᵀU)ᵀ for approximate Newton, D = β + w² the Hessian's whole diagonal (the regularizer
+    included: nothing of size n d² is precomputed).
 
-    def __init__(self, problem: Any, s: int, seed: int = 0, sketch: bool = True, keep: bool = False, k2: int = 32):
-        self.problem, self.s, self.sketch, self.k2 = problem, positive_int("s", s), sketch, positive_int("k2", k2)
-        if s < problem.d:
-            raise ValueError(f"s: {s} sampled rows are fewer than d = {problem.d}; the sampled Hessian would be "
-                             "singular")
-        self.rng = np.random.default_rng(seed)
-        self.reg_gram = problem.A.gram(problem.w2)  # Cᵀ diag(w²) C, fixed
-        self.keep, self.drawn = keep, []
+    ``scheme`` (:data:`SCHEMES`):
 
-    def __call__(self, x: torch.Tensor, st=None) -> torch.Tensor:
+    - ``"leverage"``: rows drawn i.i.d. with p_i ∝ τ_i(D₀) (sketched leverage scores of diag(√|D₀|)C, mixed with
+      ``uniform_mix`` uniform) and weighted D_i·count_i/(s p_i) with the *current* D, so Cᵀ D̃ C is unbiased for
+      Cᵀ diag(D) C at every step. The scores are reused while the current |D| stays within a factor ``refresh``
+      (γ) of the |D₀| they were computed for, and recomputed otherwise: then τ_i(D) ≤ γ² τ_i(D₀), i.e. the reused
+      scores are γ²-approximate leverage scores, and the sample keeps its (1 ± ε₀) accuracy with γ² times the
+      rows in the worst case (Drineas–Mahoney's β-approximate sampling; in practice far less). ``refresh=1``
+      recomputes every step (the paper's method). Rows are redrawn every step (fresh, independent samples).
+    - ``"uniform"``: p_i = 1/n (the baseline that fails when scores are spread out).
+    - ``"countsketch"``: H̃ = (S A₊)ᵀ(S A₊) − (S A₋)ᵀ(S A₋) with A± = diag(√D±)C and one CountSketch S of s rows
+      (one pass over C, 2 s d² for the two Gram matrices): the Newton sketch of Pilanci–Wainwright.
+
+    ``s`` rows (or s = ⌈d log d/ε₀²⌉ from ``eps0``; default ε₀ = ½). ``k1``, ``k2``: CountSketch rows and
+    Johnson–Lindenstrauss columns of the leverage-score sketch (:func:`overparam.solvers.sketch.leverage_scores`).
+    With ``keep``, every H̃ built is kept in ``drawn``; ``refreshes`` counts the score computations."""
+
+    def __init__(self, problem: Any, s: int | None = None, seed=0, scheme: str = "leverage", *,
+                 eps0: float | None = None, refresh: float = 2.0, k1: int | None = None, k2: int = 8,
+                 uniform_mix: float = 0.1, keep: bool = False):
+        self.problem, self.scheme = problem, choice("scheme", scheme, SCHEMES)
+        self.s = positive_int("s", s) if s is not None else samples_for(eps0 if eps0 is not None else 0.5, problem.d)
+        if self.s < problem.d:
+            raise ValueError(f"s: {self.s} sampled rows are fewer than d = {problem.d}; the sampled Hessian would "
+                             "be singular")
+        self.refresh = positive("refresh", refresh)
+        if self.refresh < 1:
+            raise ValueError(f"refresh: must be ≥ 1 (got {refresh})")
+        self.k1, self.k2 = k1, positive_int("k2", k2)
+        self.uniform_mix = positive("uniform_mix", uniform_mix, allow_zero=True)
+        self.rng = _generator(seed)
+        self.keep, self.drawn, self.refreshes = keep, [], 0
+        self._D0 = self._p = self._cdf = None
+
+    def _needs_scores(self, absD: np.ndarray) -> bool:
+        if self._D0 is None:
+            return True
+        floor = 1e-3 * float(absD.mean())
+        ratio = np.maximum(absD, floor) / np.maximum(self._D0, floor)
+        return float(max(ratio.max(), 1.0 / ratio.min())) > self.refresh
+
+    def _probabilities(self, D: np.ndarray) -> np.ndarray:
+        """p (n,) for this step; recomputes the leverage scores when the reuse rule says so."""
+        pb = self.problem
+        if self.scheme == "uniform":
+            if self._p is None:
+                self._p = np.full(pb.A.n, 1.0 / pb.A.n)
+                self._cdf = np.cumsum(self._p)
+            return self._p
+        absD = np.abs(D)
+        if self._needs_scores(absD):
+            tau = leverage_scores(pb.A.native, absD, k1=self.k1, k2=self.k2, seed=self.rng, work=pb.work)
+            self._p = sampling_probabilities(tau, self.uniform_mix)
+            self._cdf = np.cumsum(self._p)
+            self._D0 = absD
+            self.refreshes += 1
+        return self._p
+
+    def data_gram(self, D: torch.Tensor) -> torch.Tensor:
+        """The sampled (or sketched) stand-in for Cᵀ diag(D) C, (d, d), its work counted."""
+        pb = self.problem
+        Dn = D.numpy()
+        if self.scheme == "countsketch":
+            neg = Dn < 0
+            SA = torch.from_numpy(countsketch(pb.A.native, self.s, self.rng, np.sqrt(np.abs(Dn)), split=neg,
+                                              work=pb.work))
+            pb.work.product(pb.d, 2 * self.s, pb.d)
+            P, N = SA[:self.s], SA[self.s:]
+            return P.T @ P - N.T @ N
+        p = self._probabilities(Dn)
+        idx, cnt = draw_rows(self._cdf, self.s, self.rng)
+        wts = Dn[idx] * cnt / (self.s * p[idx])
+        return pb.A.gram(torch.from_numpy(wts), rows=idx)
+
+    def __call__(self, x: torch.Tensor, st=None, CU: torch.Tensor | None = None) -> torch.Tensor:
         pb = self.problem
         st = st or pb.state(x)
-        beta = st.beta
-        root = beta.abs().sqrt().numpy()
-        A = pb.A.scaled_rows(root)
-        tau = leverage_scores(A, sketch=self.sketch, k2=self.k2, seed=int(self.rng.integers(1 << 31)),
-                               work=pb.A.work)
-        idx, wts = sample_rows(tau, self.s, pb.d, self.rng)
-        D_tilde = torch.from_numpy(wts) * beta[torch.from_numpy(idx)]
-        H = pb.A.gram(D_tilde, rows=idx) + pb.low_rank_product(*pb.low_rank(st)) + self.reg_gram
+        CU = CU if CU is not None else pb.low_rank(st)[0]
+        H = self.data_gram(pb.diagonal(st)) + pb.low_rank_product(CU, pb._M(st))
         H = 0.5 * (H + H.T)
         if self.keep:
             self.drawn.append(H)
         return H
 
 
-def solve(problem: Any, x0: torch.Tensor, method: str, *, max_iter: int = 100, grad_tol: float = 1e-10,
-          s: int | None = None, eps0: float | None = None, seed: int = 0, cg_tol: float = 1e-10, lr: float = 1.0,
-          record: Callable | None = None, on_step: Callable | None = None, stop: Callable | None = None,
-          sampler: SampledHessian | None = None) -> SolverResult:
-    """Minimize the problem from ``x0`` with one of :data:`METHODS`; stops on ‖∇L‖ ≤ grad_tol (reason recorded).
+def _as_x(x0, d: int) -> tuple[torch.Tensor, bool]:
+    """x0 as a float64 CPU tensor (a copy) and whether it came as NumPy."""
+    was_numpy = not isinstance(x0, torch.Tensor)
+    x = torch.as_tensor(np.asarray(x0, dtype=float) if was_numpy else x0).detach().to("cpu", torch.float64).clone()
+    if x.shape != (d,):
+        raise ValueError(f"x0: must have shape ({d},), got {tuple(x.shape)}")
+    finite_array("x0", x)
+    return x, was_numpy
 
-    Approximate Newton samples ``s`` rows, or s = ⌈d log d / ε₀²⌉ for a target spectral accuracy ``eps0``
-    (:func:`overparam.solvers.sketch.samples_for`), or 4d when neither is given; or pass your own ``sampler``.
-    ``stop(t, loss, params)`` ends the run early (reported as converged). Work is counted in ``problem.work``."""
+
+def _backtrack(problem: Any, x: torch.Tensor, loss: float, g: torch.Tensor, step: torch.Tensor, cache: dict,
+               c: float = 1e-4, max_halvings: int = 30) -> torch.Tensor:
+    """a·step with a = 2^−k the first that meets L(x + a·step) ≤ L(x) + c·a·gᵀstep (one pass over C per trial);
+    the accepted trial's state is left in ``cache['trial']`` for the next gradient. The full step when none does
+    (the loop then reports the increase)."""
+    slope = float(g @ step)
+    if -slope <= 1e-13 * abs(loss):  # the decrease is below the loss's rounding: nothing to test
+        return step
+    a = 1.0
+    for _ in range(max_halvings):
+        xt = x + a * step
+        st = problem.state(xt)
+        if st.loss <= loss + c * a * slope:
+            cache["trial"] = (xt, st)
+            return a * step
+        cache["backtracks"] = cache.get("backtracks", 0) + 1
+        a *= 0.5
+    return step
+
+
+def solve(problem: Any, x0, method: str, *, max_iter: int = 100, grad_tol: float = 1e-10,
+          s: int | None = None, eps0: float | None = None, scheme: str = "leverage", refresh: float = 2.0,
+          seed=0, cg_tol: float | str = 1e-10, lr: float = 1.0, damped: bool = True,
+          record: Callable | None = None,
+          on_step: Callable | None = None, stop: Callable | None = None,
+          sampler: SampledHessian | None = None) -> SolverResult:
+    """Minimize the problem from ``x0`` (NumPy array or torch tensor, (d,); the result's ``x`` comes back in the
+    same type) with one of :data:`METHODS`; stops on ‖∇L‖ ≤ grad_tol (reason recorded).
+
+    The problem is a :class:`~overparam.problems.softmax_regression.SoftmaxRegression` (its C, b, w may be NumPy,
+    torch or scipy sparse). Approximate Newton samples ``s`` rows, or s = ⌈d log d / ε₀²⌉ for a target spectral
+    accuracy ``eps0`` (default ½), with ``scheme`` and ``refresh`` as in :class:`SampledHessian`; or pass your own
+    ``sampler``. ``seed``: int, NumPy or torch Generator. ``cg_tol``: a relative residual or "adaptive" (Newton-CG).
+    ``damped``: the Newton-type steps backtrack (Armijo, c = 10⁻⁴, halving) until the loss decreases; the state at
+    the accepted point is the next step's, so a full step that is accepted costs no extra pass over C (the local
+    method, ``damped=False``, always takes the full step). ``stop(t, loss, params)`` ends the run early (reported as
+    converged). Work is counted in ``problem.work``. See the module docstring for when approximate Newton is the right choice."""
     method = choice("method", method, METHODS)
-    if s is None and eps0 is not None:
-        s = samples_for(eps0, problem.d)
-    cache: dict[str, Any] = {}
-    reg_gram = problem.A.gram(problem.w2) if method == "newton" else None
+    x, was_numpy = _as_x(x0, problem.d)
+    positive("grad_tol", grad_tol, allow_zero=True)
+    adaptive = cg_tol == "adaptive"
+    if not adaptive:
+        cg_tol = positive("cg_tol", cg_tol)
     if method == "approx_newton" and sampler is None:
-        sampler = SampledHessian(problem, s or 4 * problem.d, seed)
+        sampler = SampledHessian(problem, s, seed, scheme, eps0=eps0, refresh=refresh)
+    cache: dict[str, Any] = {}
+    fused = method in ("newton", "approx_newton")
 
     def grad(ps):
-        x = ps[0]
-        st = problem.state(x)
+        trial = cache.pop("trial", None)
+        st = trial[1] if trial is not None and torch.equal(trial[0], ps[0]) else problem.state(ps[0])
+        if fused:
+            g, cache["CU"], _ = problem.grad_low_rank(st)
+        else:
+            g = problem.grad(ps[0], st)
         cache["st"] = st
-        return torch.tensor(st.loss, dtype=torch.float64), [problem.grad(x, st)]
+        cache.setdefault("g0", max(float(g.norm()), 1e-300))
+        return torch.tensor(st.loss, dtype=torch.float64), [g]
 
     def direction(ps, gs):
-        x, g, st = ps[0], gs[0], cache["st"]
+        xt, g, st = ps[0], gs[0], cache["st"]
         if method == "gd":
             return [-g]
-        if method == "newton":
-            H = problem.hessian(x, st, reg_gram)
-        elif method == "approx_newton":
-            H = sampler(x, st)
-        else:
-            return [-conjugate_gradient(lambda v: problem.hvp(x, v, st), g, cg_tol)]
-        problem.A.work.factor_solve(problem.d)
-        return [-torch.linalg.solve(H, g)]
+        if method == "newton_cg":
+            tol = min(0.5, math.sqrt(float(g.norm()) / cache["g0"])) if adaptive else cg_tol
+            step = -conjugate_gradient(lambda v: problem.hvp(xt, v, st), g, tol)
+            return [_backtrack(problem, xt, st.loss, g, step, cache) if damped else step]
+        H = problem.hessian(xt, st, cache["CU"]) if method == "newton" else sampler(xt, st, cache["CU"])
+        problem.work.factor_solve(problem.d)
+        step = -torch.linalg.solve(H, g)
+        return [_backtrack(problem, xt, st.loss, g, step, cache) if damped and method != "gd" else step]
 
-    res = minimize(lambda ps: None, [x0.clone()], lr=lr, max_steps=max_iter, grad_tol=grad_tol, grad=grad,
+    res = minimize(lambda ps: None, [x], lr=lr, max_steps=max_iter, grad_tol=grad_tol, grad=grad,
                    direction=direction, line_search=(method == "gd"), record=record, on_step=on_step,
                    stop=stop)
     res.history["method"] = [method]
-    res.x = res.x[0]
+    res.history["backtracks"] = [float(cache.get("backtracks", 0))]  # rejected trial points (one pass over C each)
+    res.x = res.x[0].numpy() if was_numpy else res.x[0]
     if method == "approx_newton":
         res.history["s"] = [float(sampler.s)]
+        res.history["score_refreshes"] = [float(sampler.refreshes)]
     return res

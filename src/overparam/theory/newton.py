@@ -44,37 +44,49 @@ EPS0_EXPONENT = -0.5
 OMEGA = 3.0
 
 
-def exact_step_cost(n: int, d: int, omega: float = OMEGA) -> float:
+def exact_step_cost(n: int, d: int, omega: float = OMEGA, sq: float | None = None) -> float:
     """Multiply-adds of one exact Newton step in the paper's model, O(n d² + d^ω): forming Cᵀ B C over all n rows
-    (n d²) and solving with it (d^ω)."""
-    return float(n) * d * d + float(d) ** omega
+    (n d², or Σ_i nnz_i² = ``sq`` for sparse rows) and solving with it (d^ω)."""
+    return (float(n) * d * d if sq is None else float(sq)) + float(d) ** omega
 
 
-def approx_step_cost(nnz: int, d: int, s: int, k2: int = 32, omega: float = OMEGA) -> float:
-    """Multiply-adds of one approximate Newton step in the paper's model, Õ(nnz(C) + s d² + d^ω): sketched
-    leverage scores read C once per column of the Johnson–Lindenstrauss sketch (nnz · k₂, the Õ's factor, k₂ =
-    O(log n)), the Hessian of s sampled rows (s d²) and the solve (d^ω)."""
-    return float(nnz) * k2 + float(s) * d * d + float(d) ** omega
+def approx_step_cost(nnz: int, d: int, s: int, k2: float = 32, omega: float = OMEGA, sq_per_row: float | None = None
+                     ) -> float:
+    """Multiply-adds of one approximate Newton step in the paper's model, Õ(nnz(C) + s d² + d^ω): ``k2`` passes over
+    C (the Õ's factor: the step's own passes plus the leverage-score sketch's, :func:`approx_passes`), the Hessian of
+    s sampled rows (s d², or s times the mean nnz_i² ``sq_per_row`` for sparse rows) and the solve (d^ω)."""
+    return float(nnz) * k2 + float(s) * (d * d if sq_per_row is None else sq_per_row) + float(d) ** omega
 
 
-def step_cost_ratio(n: int, d: int, nnz: int, s: int, k2: int = 32, omega: float = OMEGA) -> float:
-    """exact / approximate Newton cost per step in the model."""
-    return exact_step_cost(n, d, omega) / approx_step_cost(nnz, d, s, k2, omega)
+#: passes over C that every approximate step makes: z = Cx (1) and the fused Cᵀ[g_z, u, q, p] (4 columns)
+STEP_PASSES = 5
 
 
-#: O(nnz) passes over C that each method makes beyond its model's leading terms: exact Newton reads C for z = Cx,
-#: the gradient Cᵀg, the three columns of CᵀU and the weighting of the Gram rows (6); approximate Newton for z, Cᵀg,
-#: CᵀU (5), the row scaling |β|^{1/2}C, the sign sketch S·A and the n k₂ squared row norms (≤ nnz k₂ / d, one more
-#: pass when k₂ ≤ d): 8
-LOWER_ORDER_PASSES = {"newton": 6, "approx_newton": 8}
-#: d³ terms the approximate model drops beyond its one d^ω: the QR of the 4d-row sketch (4d³) and R⁻¹Π (d³/3 + d² k₂)
-LOWER_ORDER_CUBES = 5
+def approx_passes(k2: int, refreshes: float = 1.0, steps: float = 1.0) -> float:
+    """Passes over C per approximate step: :data:`STEP_PASSES` plus the leverage-score sketch (one CountSketch pass
+    and k₂ JL columns) amortized over the steps that reuse it: 5 + (1 + k₂)·refreshes/steps."""
+    return STEP_PASSES + (1 + k2) * refreshes / steps
 
 
-def step_cost_ratio_allowance(n: int, d: int, nnz: int, s: int, k2: int = 32, omega: float = OMEGA) -> float:
-    """Relative deviation of the counted exact/approximate ratio from :func:`step_cost_ratio` that the dropped
-    lower-order terms allow: passes_e·nnz / exact model + (passes_a·nnz + 5 d³) / approximate model."""
-    e = LOWER_ORDER_PASSES["newton"] * nnz / exact_step_cost(n, d, omega)
-    a = (LOWER_ORDER_PASSES["approx_newton"] * nnz + LOWER_ORDER_CUBES * float(d) ** 3) / approx_step_cost(
-        nnz, d, s, k2, omega)
+def step_cost_ratio(n: int, d: int, nnz: int, s: int, k2: float = 32, omega: float = OMEGA,
+                    sq: float | None = None) -> float:
+    """exact / approximate Newton cost per step in the model (``k2``: passes over C per approximate step)."""
+    return exact_step_cost(n, d, omega, sq) / approx_step_cost(nnz, d, s, k2, omega,
+                                                               None if sq is None else sq / n)
+
+
+def step_cost_ratio_allowance(n: int, d: int, nnz: int, s: int, k2: float = 32, omega: float = OMEGA,
+                              sq: float | None = None, k1: int | None = None, refreshes: float = 1.0,
+                              steps: float = 1.0, jl: int = 8) -> float:
+    """Relative deviation of the counted exact/approximate ratio from :func:`step_cost_ratio` that the terms the
+    model drops allow: exact, its 5 passes over C (z, the fused pass), the Gram's row weighting (nnz) and the
+    low-rank part and solve (4d² + 9d); approximate, the sampled rows' weighting (s nnz/n), the low-rank part
+    (3d² + 9d), and per refresh the sketch's QR (k₁d²), R⁻¹Π (d³/3 + d²k₂ ≤ 2d³) and row norms (n k₂, ``jl`` = k₂):
+    (k₁d² + 2d³ + n k₂)·refreshes/steps with k₁ = 8d; each model also counts the solve as d^ω = d³ where the code
+    spends d³/3 + d² (2d³/3 on either side)."""
+    k1 = 8 * d if k1 is None else k1
+    cube = 2.0 * d**3 / 3
+    e = (STEP_PASSES * nnz + nnz + 4 * d * d + 9 * d + cube) / exact_step_cost(n, d, omega, sq)
+    a = (s * nnz / n + 3 * d * d + 9 * d + cube + (k1 * d * d + 2.0 * d**3 + n * jl) * refreshes / steps) / approx_step_cost(
+        nnz, d, s, k2, omega, None if sq is None else sq / n)
     return e + a
