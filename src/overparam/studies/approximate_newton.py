@@ -37,6 +37,7 @@ from ..solvers.sketch import samples_for
 from ..theory import newton as theory
 from . import register
 from .base import Part, Study
+from .params import Param, per_scale
 
 EPS = 1e-10
 K2 = 8  # columns of the Johnson–Lindenstrauss sketch of the leverage scores
@@ -370,6 +371,32 @@ COST_RATIO = Claim(
     k=0.0, min_n=1, converged=("solver_status",))
 
 
+# --- cost: exact Newton's Gram CᵀDC is n·d² multiply-adds a step (Σ k_i² on sparse C), the data n·d numbers
+def _work(p: dict) -> float:
+    return p["n"] * p["d"] ** 2 * (1.0 if p.get("density") is None else p["density"] ** 2)
+
+
+def _memory(p: dict) -> float:
+    nnz = p["n"] * p["d"] * (1.0 if p.get("density") is None else p["density"])
+    return 16.0 * nnz * (1.0 if p.get("density") is None else 1.5)  # C (values; CSR indices) and one copy
+
+
+def _eps0_work(p: dict) -> float:
+    return p["reps"] * p["n"] * p["d"] ** 2 * (p.get("density") or 1.0) ** 2
+
+
+PARAMS = (
+    Param("n", int, "rows of C (samples)", per_scale(SCALES, "c_ns"), low=10),
+    Param("d", int, "columns of C (the dimension of x)", per_scale(SCALES, "c_d"), low=2),
+    Param("rep", str, "representation of C: a dense tensor or a scipy sparse matrix", {s: "dense" for s in SCALES},
+          choices=("dense", "sparse")),
+    Param("density", float, "fraction of nonzeros of a sparse C (ignored when dense)", per_scale(SCALES, "c_density"),
+          low=0, high=1, closed="right"),
+    Param("eps0", float, "target spectral accuracy ε₀ of the sampled Hessian; s = ⌈d log d/ε₀²⌉ rows",
+          per_scale(SCALES, "c_eps0"), low=0, high=1, closed="neither"),
+)
+
+
 class ApproximateNewton(Study):
     name = "approximate-newton"
     claim = ("For regularized softmax two-layer regression Newton with a leverage-score sampled Hessian converges "
@@ -379,11 +406,34 @@ class ApproximateNewton(Study):
     theory_model = NewtonTheory
     devices = ("cpu",)  # scipy sparse C and NumPy leverage scores: CPU whatever --device says
 
+    params = PARAMS
+    sweep_part = "cost"
+    sweep_seed0 = 1
+
+    def sweep_point(self, values: dict, seed: int) -> dict:
+        """A ``cost`` point (the data-dominated family); the density only where C is sparse."""
+        return dict(values, density=values["density"] if values["rep"] == "sparse" else None, seed=seed)
+
+    def predict(self, values: dict) -> dict:
+        """The cost model's exact/approximate multiply-adds per step (``theory.newton.step_cost_ratio``) with the
+        leverage scores recomputed every step (``ratio_fresh_scores``) and reused over many (``ratio_reused_scores``),
+        for the expected nonzeros of C; s from ε₀."""
+        n, d = values["n"], values["d"]
+        s = samples_for(values["eps0"], d)
+        rho = 1.0 if values["rep"] == "dense" else values["density"]
+        nnz = int(round(rho * n * d))
+        sq = None if values["rep"] == "dense" else n * (d * rho * (1 - rho) + (d * rho) ** 2)  # E Σ k_i², k ~ Bin(d, ρ)
+        ratio = {f"ratio_{k}_scores": self.theory_model.step_cost_ratio(
+            n, d, nnz, s, self.theory_model.approx_passes(K2, refreshes, 1.0), sq)
+            for k, refreshes in (("fresh", 1.0), ("reused", 0.0))}
+        return dict(s=s, nnz=nnz, **ratio)
+
     def parts(self) -> list[Part]:
-        return [Part("path", _path_points, _path, [ITERATIONS, CONTRACTION]),
-                Part("reference", _reference_points, _path, []),
-                Part("cost", _cost_points, _cost, [COST_RATIO]),
-                Part("eps0", _eps0_points, _eps0, [EPS0_SLOPE])]
+        cost = dict(work=_work, memory=_memory)
+        return [Part("path", _path_points, _path, [ITERATIONS, CONTRACTION], **cost),
+                Part("reference", _reference_points, _path, [], **cost),
+                Part("cost", _cost_points, _cost, [COST_RATIO], **cost),
+                Part("eps0", _eps0_points, _eps0, [EPS0_SLOPE], work=_eps0_work, memory=_memory)]
 
     def figures(self, results: pd.DataFrame) -> dict:
         figs = {}
