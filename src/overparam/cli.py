@@ -165,23 +165,33 @@ def _plan_text(specs: dict[str, str], workers: int, calibrate_from: Path | None 
     return format_plan(table, workers, model.source)
 
 
+# options shared by the commands that run points
+OUT = typer.Option(Path("overparam-results"), help="Output folder: store, report, verdicts, figures.")
+DEVICE = typer.Option("cpu", help="cpu or cuda.")
+WORKERS = typer.Option(None, help="Local worker processes (default: number of cores).")
+SCHEDULER = typer.Option(None, help="Dask scheduler address; runs the sweep on that cluster.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
+def _config(studies: list[str], scale: str, out: Path, device: str, workers: Optional[str], scheduler: Optional[str],
+            quiet: bool) -> ReproduceConfig:
+    values = dict(studies=studies, scale=scale, out=out, device=device, scheduler=scheduler, quiet=quiet)
+    if workers is not None:
+        values["workers"] = workers
+    return validate(ReproduceConfig, **values)
+
+
 @app.command()
 def reproduce(
     studies: Optional[list[str]] = typer.Argument(None, help="Studies to run (default: all). See 'overparam list'."),
     scale: str = typer.Option("quick", help="test (seconds), quick (minutes on 2 cores) or paper."),
-    out: Path = typer.Option(Path("overparam-results"), help="Output folder: store, report, verdicts, figures."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
-    workers: Optional[str] = typer.Option(None, help="Local worker processes (default: number of cores)."),
-    scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address; runs the sweep on that cluster."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    out: Path = OUT, device: str = DEVICE, workers: Optional[str] = WORKERS, scheduler: Optional[str] = SCHEDULER,
+    quiet: bool = QUIET,
 ) -> int:
     """Run the studies' sweeps (skipping finished points), store every point, write the report and verdicts."""
     from .pipeline import reproduce as run
 
-    values = dict(studies=studies or [], scale=scale, out=out, device=device, scheduler=scheduler, quiet=quiet)
-    if workers is not None:
-        values["workers"] = workers
-    cfg = validate(ReproduceConfig, **values)
+    cfg = _config(studies or [], scale, out, device, workers, scheduler, quiet)
     if cfg.scale == "paper":  # its size and cost, before it starts
         typer.echo(_plan_text({n: "paper" for n in cfg.studies}, cfg.workers), err=True)
     return _run(cfg, lambda executor: run(cfg.studies, cfg.scale, cfg.out, executor, device=cfg.device,
@@ -194,21 +204,15 @@ def sweep(
     set_: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
     seeds: int = typer.Option(3, help="Seeds per grid point."),
     scale: str = typer.Option("quick", help="Scale whose defaults fill the parameters not set."),
-    out: Path = typer.Option(Path("overparam-results"), help="Output folder: store, report, verdicts, figures."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
-    workers: Optional[str] = typer.Option(None, help="Local worker processes (default: number of cores)."),
-    scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address; runs the sweep on that cluster."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    out: Path = OUT, device: str = DEVICE, workers: Optional[str] = WORKERS, scheduler: Optional[str] = SCHEDULER,
+    quiet: bool = QUIET,
 ) -> int:
     """Simulations on your grid, held against the theory with the study's claims (those that need a grid you did
     not give are "not judged"); same store and report as reproduce, resumable."""
     from .pipeline import run_specs
 
     st = _study(study)
-    values = dict(studies=[st.name], scale=scale, out=out, device=device, scheduler=scheduler, quiet=quiet)
-    if workers is not None:
-        values["workers"] = workers
-    cfg = validate(ReproduceConfig, **values)
+    cfg = _config([st.name], scale, out, device, workers, scheduler, quiet)
     spec = _spec(st, set_, cfg.scale, seeds, sweep=True)
     return _run(cfg, lambda executor: run_specs({st.name: spec}, cfg.out, executor, device=cfg.device,
                                                 quiet=True if cfg.quiet else None))
