@@ -151,3 +151,44 @@ def test_bad_powerlaw_inputs():
         make_problem(10, 1.0, 0.5, 0.1, generator(0), S_star=torch.eye(10, dtype=torch.float64))
     with pytest.raises(ValueError, match="^S_star: must have shape"):
         make_problem(10, 1.0, None, 0.1, generator(0), S_star=torch.eye(9, dtype=torch.float64))
+
+
+# values of predict(...) computed with the code before the any-teacher rewrite (one α grid per configuration)
+BEFORE = [
+    ((0.25, 0.5, 1.0), 0.5, 0.1, 0.1, dict(
+        test_error=(0.9557249015612913, 0.28861080947432727, 0.1594133775659973),
+        train_error=(0.015741682615625682, 0.029841785462783273, 0.05962713321174542),
+        rank_fraction=(0.432370169101736, 0.5985230403578577, 0.6723345854577899),
+        theta=(0.7791855230658719, 0.15549409422470514, 0.04087713276876677))),
+    ((0.25, 0.5, 1.0), 2.0, 0.1, 0.5, dict(
+        test_error=(3.8743268506433015, 2.0219426583383004, 0.9515948463796713),
+        train_error=(0.016063748473152627, 0.0672929705229716, 0.2544474535014066),
+        rank_fraction=(0.473129503133139, 0.7460668185079722, 0.9092527333027497),
+        theta=(1.5530115317068072, 0.2740750941059125, 0.048346717714031984))),
+    ((0.2, 0.29, 0.34), 0.3, 1e-3, 0.0, dict(
+        test_error=(0.5390686223465488, 0.04803699412934703, 0.00012349499571273626),
+        train_error=(2.028836314024192e-06, 2.8799181528408246e-06, 1.686605011179763e-06),
+        rank_fraction=(0.3945168691986514, 0.49430133685577093, 0.4782848213414903),
+        theta=(0.6443302705531303, 0.11133708592151145, 0.006291860399333305))),
+]
+
+
+@pytest.mark.parametrize("alphas,kappa,lam,noise,ref", BEFORE)
+def test_wishart_predictions_unchanged(alphas, kappa, lam, noise, ref):
+    """The faster solver (secant on log δ², Newton on θ) returns the earlier values to 1e-8 relative."""
+    p = predict(np.array(alphas), kappa, lam, noise)
+    for f, v in ref.items():
+        np.testing.assert_allclose(getattr(p, f), v, rtol=1e-8, err_msg=f)
+
+
+def test_learned_spectrum_cdf_against_the_quadrature():
+    """P(eig Ŝ ≤ x): the atom at 0 at x = 0, 1 above the support, and the cumulative quadrature weight in between
+    (to within one node's weight)."""
+    from overparam.theory.quadratic_erm import learned_spectrum_cdf
+    args = (0.8, None, 0.1, 0.1)
+    spec = powerlaw_teacher_spectrum(80, 1.5)
+    x, w, atom = learned_spectrum(*args, teacher_spectrum=spec)
+    F = learned_spectrum_cdf([0.0, float(np.median(x)), x.max() + 1.0], *args, teacher_spectrum=spec)
+    assert F[0] == pytest.approx(atom, abs=1e-12) and F[2] == pytest.approx(1.0, abs=1e-12)
+    below = atom + w[x <= np.median(x)].sum()
+    assert F[1] == pytest.approx(below, abs=w.max())

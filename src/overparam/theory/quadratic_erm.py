@@ -445,6 +445,17 @@ def learned_spectrum(alpha: float, kappa_star: float | None = None, lam: float |
     return Q.x - float(p.theta), Q.w, float(1 - Q.w.sum())
 
 
+def learned_spectrum_cdf(x, alpha: float, kappa_star: float | None = None, lam: float | None = None,
+                         noise: float | None = None, teacher_spectrum=None) -> np.ndarray:
+    """P(eigenvalue of Ŝ ≤ x) = 1 − ρ_Y((θ + x, ∞)) for x ≥ 0 (Ŝ = (Y − θ)₊, so its atom at 0 is ρ_Y((−∞, θ])),
+    vectorized over x; each mass on nodes cut at θ + x."""
+    teacher = _teacher(kappa_star, teacher_spectrum)
+    p = predict(alpha, kappa_star, lam, noise, teacher_spectrum)
+    law = teacher.law_of(float(p.delta2))
+    xs = np.atleast_1d(np.asarray(x, dtype=float))
+    return np.array([1.0 - float(law.above(float(p.theta) + max(v, 0.0)).w.sum()) for v in xs]).reshape(np.shape(x))
+
+
 # --- perfect recovery ------------------------------------------------------------------------------------------
 def _semicircle_tail(tau: float) -> float:
     """∫_τ^2 (x − τ)² dσ_sc(x), σ_sc(x) = √(4 − x²)/(2π)."""
