@@ -68,6 +68,20 @@ def test_one_atom_gives_the_shifted_semicircle():
     np.testing.assert_allclose(fc.density(x, spec, t), exact, atol=1e-10)
 
 
+def test_subordination_fixed_point_on_the_real_line():
+    """At nodes u inside the support, G = G_S(u + iv(u)) satisfies (S1) at x = ψ(u): G = Σ w/(x − tG − s) to 1e-10,
+    with −Im G/π = ρ_Y(x) = v/(πt) and Re G = (x − u)/t."""
+    spec, t = fc.DiscreteSpectrum.of(POWER), 0.05
+    p = fc.panels(spec, t)[1]
+    u = p.u
+    x, v = fc.psi(u, spec, t)
+    G = fc.stieltjes_at(u, spec, t)
+    rhs = (spec.w / ((x - t * G)[:, None] - spec.s)).sum(1)
+    assert np.abs(G - rhs).max() < 1e-10 * np.abs(G).max()
+    np.testing.assert_allclose(-G.imag, v / t, rtol=1e-10)
+    np.testing.assert_allclose(G.real, (x - u) / t, rtol=1e-9, atol=1e-12)
+
+
 def test_subordination_against_eigenvalues_of_S_plus_delta_Z():
     """Y = S* + √t·Z at N = 1000, S* with power-law eigenvalues (γ = 1.5) in a random basis: (i) each isolated
     component of supp ρ_Y has mass 1/N and, where both its gaps are wider than 0.05 (≫ an outlier's fluctuation

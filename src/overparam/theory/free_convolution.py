@@ -123,7 +123,7 @@ def support_u(spec: DiscreteSpectrum, t: float) -> list[tuple[float, float]]:
     return [(float(a), float(b)) for a, b in zip(lows, highs)]
 
 
-def omega(u: np.ndarray, spec: DiscreteSpectrum, t: float) -> np.ndarray:
+def imag_omega(u: np.ndarray, spec: DiscreteSpectrum, t: float) -> np.ndarray:
     """v(u) of (S2) (0 outside the components), vectorized over u: Newton on y = v² for
     φ(y) = 1/Σ w/((u − s)² + y) − t, increasing and concave in y (a weighted harmonic mean of (u − s)² + y), so
     Newton from y = 0 (where φ < 0 inside) rises monotonically to the root; stops at |φ| ≤ 1e-14·t (8 steps
@@ -148,7 +148,7 @@ def omega(u: np.ndarray, spec: DiscreteSpectrum, t: float) -> np.ndarray:
 
 def psi(u: np.ndarray, spec: DiscreteSpectrum, t: float) -> tuple[np.ndarray, np.ndarray]:
     """(x = ψ(u) of (S3), v(u)), vectorized over u."""
-    v = omega(u, spec, t)
+    v = imag_omega(u, spec, t)
     du = np.asarray(u, dtype=float)[..., None] - spec.s
     with np.errstate(divide="ignore", invalid="ignore"):
         x = u + t * np.nan_to_num((spec.w * du / (du**2 + v[..., None] ** 2))).sum(-1)
@@ -246,7 +246,7 @@ def support(spec: DiscreteSpectrum, t: float) -> list[tuple[float, float]]:
 
 def stieltjes_at(u: np.ndarray, spec: DiscreteSpectrum, t: float) -> np.ndarray:
     """G_Y(ψ(u) + i0) = G_S(u + i v(u)) (S1), complex, vectorized over u."""
-    v = omega(u, spec, t)
+    v = imag_omega(u, spec, t)
     return (spec.w / ((np.asarray(u)[..., None] + 1j * v[..., None]) - spec.s)).sum(-1)
 
 
@@ -258,5 +258,5 @@ def density(x: np.ndarray, spec: DiscreteSpectrum, t: float) -> np.ndarray:
         k = (x > xa) & (x < xb)
         if k.any():
             u = _bisect(lambda uu: x[k] - psi(uu, spec, t)[0], np.full(k.sum(), ua), np.full(k.sum(), ub), 64)
-            out[k] = omega(u, spec, t) / (math.pi * t)
+            out[k] = imag_omega(u, spec, t) / (math.pi * t)
     return out
