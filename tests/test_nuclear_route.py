@@ -216,7 +216,7 @@ def test_study_at_test_scale(tmp_path):
     out = reproduce(["nuclear-route"], "test", tmp_path, SerialExecutor(), quiet=True)
     assert all(v.passed for v in out.verdicts), [v for v in out.verdicts if not v.passed]
     for name in ("errors_vs_alpha", "rank_fraction_vs_alpha", "recovery", "thresholds", "equivalence",
-                 "powerlaw_teacher"):
+                 "powerlaw_teacher", "powerlaw_learned_spectrum"):
         assert (tmp_path / "figures" / "nuclear-route" / f"{name}.png").is_file()
 
 

@@ -523,6 +523,8 @@ class NuclearRoute(Study):
         pl = results[results["part"] == "powerlaw"]
         if len(pl):
             figs["powerlaw_teacher"] = self._powerlaw_figure(pl)
+            if "eigenvalues" in pl:
+                figs["powerlaw_learned_spectrum"] = self._powerlaw_cdf_figure(pl)
 
         eq = results[results["part"] == "equivalence"]
         if len(eq):
@@ -556,6 +558,31 @@ class NuclearRoute(Study):
             plot_points(ax, sub, "alpha", "train_error", label=f"train, d = {int(d)}", color="C1", marker=marker)
         ax.set(xlabel="α = n/d²", ylabel="error", title=f"power-law teacher γ = {c['gamma']:g}, λ = {c['lam']}, "
                f"Δ = {c['noise']}")
+        ax.legend()
+        return fig
+
+    @staticmethod
+    def _powerlaw_cdf_figure(pl: pd.DataFrame):
+        """CDF of the eigenvalues of Ŝ (all seeds at the largest d, pooled) against the predicted CDF of ρ_Ŝ, one
+        curve per α, with the levels where the claim compares them."""
+        d = int(pl["d"].max())
+        c = POWERLAW
+        spec = powerlaw_teacher_spectrum(d, c["gamma"], q0=c["q0"])
+        fig, ax = new_figure()
+        big = pl[(pl["d"] == d) & pl["eigenvalues"].apply(lambda v: isinstance(v, list))]
+        for i, (a, g) in enumerate(big.groupby("alpha")):
+            ev = np.sort(np.concatenate([np.asarray(v) for v in g["eigenvalues"]]))
+            ev = np.where(ev > RANK_RTOL * ev.max(), ev, 0.0)
+            ax.step(ev, np.arange(1, len(ev) + 1) / len(ev), where="post", color=f"C{i}", alpha=0.6,
+                    label=f"simulation α = {a:g} ({len(g)} seeds)")
+            x = np.linspace(0.0, ev.max(), 80)
+            F = QuadraticERMTheory.learned_spectrum_cdf(x, float(a), None, c["lam"], c["noise"], teacher_spectrum=spec)
+            plot_theory(ax, x, F, label=f"theory α = {a:g}", color=f"C{i}")
+        for level in CDF_LEVELS:
+            ax.axhline(level, color="grey", lw=0.5, ls=":")
+        top = float(np.quantile(np.concatenate([np.asarray(v) for v in big["eigenvalues"]]), 0.97))
+        ax.set(xlim=(-0.02 * top, top), xlabel="eigenvalue of Ŝ (up to the 97 % quantile)", ylabel="CDF",
+               title=f"learned spectrum, power-law teacher, d = {d}")
         ax.legend()
         return fig
 
