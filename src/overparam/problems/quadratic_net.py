@@ -138,14 +138,51 @@ def teacher(d: int, kappa_star: float, g: torch.Generator, dtype: torch.dtype = 
     return W.T @ W / math.sqrt(m_star * d)
 
 
-def make_problem(d: int, alpha: float, kappa_star: float, noise: float, g: torch.Generator,
-                 design: str = "quadratic", dtype: torch.dtype = torch.float64) -> QuadraticNetProblem:
-    """Teacher, n = round(α d²) samples and labels (design 'quadratic' or 'goe'), all from generator ``g``."""
+def powerlaw_teacher_spectrum(d: int, gamma: float, q0: float = 1.0, rank: int | None = None) -> np.ndarray:
+    """Eigenvalues s_j = c·j^−γ for j ≤ rank (default d) and 0 beyond, shape (d,), descending, with c chosen so that
+    ‖S*‖²_F/d = Σ_j s_j²/d = q0 (the Q0 of the theory)."""
+    d = positive_int("d", d)
+    gamma = positive("gamma", gamma, allow_zero=True)
+    q0 = positive("q0", q0)
+    r = d if rank is None else positive_int("rank", rank)
+    if r > d:
+        raise ValueError(f"rank: must be ≤ d = {d} (got {r})")
+    s = np.zeros(d)
+    s[:r] = np.arange(1, r + 1, dtype=float) ** -gamma
+    return s * math.sqrt(q0 * d / float(s @ s))
+
+
+def powerlaw_teacher(d: int, gamma: float, g: torch.Generator, q0: float = 1.0, rank: int | None = None,
+                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """S* = U diag(s) Uᵀ with s = :func:`powerlaw_teacher_spectrum` (d, γ, q0, rank) and U Haar-distributed (QR of
+    a Gaussian matrix with the signs of R's diagonal moved into Q); shape (d, d)."""
+    s = torch.as_tensor(powerlaw_teacher_spectrum(d, gamma, q0, rank), dtype=dtype, device=g.device)
+    Q, R = torch.linalg.qr(torch.randn(d, d, generator=g, device=g.device, dtype=dtype))
+    U = Q * torch.sign(torch.diagonal(R))
+    return (U * s) @ U.T
+
+
+def make_problem(d: int, alpha: float, kappa_star: float | None, noise: float, g: torch.Generator,
+                 design: str = "quadratic", dtype: torch.dtype = torch.float64,
+                 S_star: torch.Tensor | None = None) -> QuadraticNetProblem:
+    """Teacher, n = round(α d²) samples and labels (design 'quadratic' or 'goe'), all from generator ``g``.
+
+    The teacher is the Wishart S* of width κ*d (``kappa_star``) or the given symmetric ``S_star`` (d, d), e.g.
+    :func:`powerlaw_teacher`; exactly one of the two."""
     d = positive_int("d", d)
     alpha = positive("alpha", alpha)
     noise = positive("noise", noise, allow_zero=True)
     design = choice("design", design, DESIGNS)
-    S_star = teacher(d, kappa_star, g, dtype)
+    if (kappa_star is None) == (S_star is None):
+        raise ValueError("S_star: give exactly one of kappa_star and S_star "
+                         f"(got {'both' if S_star is not None else 'neither'})")
+    if S_star is None:
+        S_star = teacher(d, kappa_star, g, dtype)
+    else:
+        finite_array("S_star", S_star)
+        if tuple(S_star.shape) != (d, d):
+            raise ValueError(f"S_star: must have shape ({d}, {d}) (got {tuple(S_star.shape)})")
+        S_star = S_star.to(dtype=dtype, device=g.device)
     n = max(1, int(round(alpha * d * d)))
     if design == "quadratic":
         op: SensingOperator = QuadraticFeatures(torch.randn(n, d, generator=g, device=g.device, dtype=dtype))

@@ -8,6 +8,9 @@ Parts of the sweep:
 - ``finite_size``: the same solve at one point (κ* = 2, α = 0.5) and smaller d; with the ``errors`` rows at that point
   it measures the 1/d finite-size trend that the claims on ``errors`` allow for.
 - ``recovery``: Δ = 0, λ → 0⁺ (λ = 1e-3), α around the perfect-recovery threshold α_PR(κ*), at two d.
+- ``powerlaw``: the convex solve with a power-law teacher (eigenvalues ∝ j^−γ in a random basis, ‖S*‖²_F/d = q0,
+  GOE design) at two d (80 the largest at the quick scale): errors, rank fraction and the learned spectrum against the
+  theory for that teacher's own eigenvalues (free convolution by subordination).
 - ``equivalence``: gradient descent on W of width m against the convex minimizer on the same data: it reaches the
   convex objective once m reaches the convex minimizer's rank, and stays above it below.
 """
@@ -24,7 +27,8 @@ import torch
 
 from ..backend import generator
 from ..claims import Claim, Evidence, line_fit, mean_sem, pooled_mean
-from ..problems.quadratic_net import RANK_RTOL, make_problem, psd_rank
+from ..problems.quadratic_net import (RANK_RTOL, make_problem, powerlaw_teacher, powerlaw_teacher_spectrum,
+                                      psd_rank)
 from ..report.figures import new_figure, plot_points, plot_theory
 from ..solvers.factorized import gram_factorized_gd
 from ..theory import quadratic_erm
@@ -36,44 +40,57 @@ CONFIGS = [(0.5, 0.1, 0.1), (2.0, 0.1, 0.5)]  # (κ*, λ, Δ)
 FINITE_SIZE = dict(kappa=2.0, lam=0.1, noise=0.5, alpha=0.5)  # where the 1/d trend is measured (one of the errors points)
 RECOVERY_KAPPA, RECOVERY_LAM = 0.3, 1e-3
 EQUIV = dict(kappa=0.5, lam=0.1, noise=0.1, alpha=1.0)
+POWERLAW = dict(gamma=1.5, q0=1.0, lam=0.1, noise=0.1)  # teacher eigenvalues ∝ j^−γ, ‖S*‖²_F/d = q0
 CONVEX_TOL = 1e-9  # relative duality gap at which the convex solve stops
 GD_GRAD_TOL = 1e-13  # ‖∇_W F‖ at which gradient descent on W stops
 
 SCALES = {
     "test": dict(d_goe=20, d_real=24, alphas=[0.5, 1.0, 2.0], seeds=1, real_seeds=1, configs=CONFIGS,
                  fs_ds=[12, 16], fs_seeds=1, rec_ds=[14, 20], rec_alphas=[0.2, 0.29, 0.42, 0.5], rec_seeds=1, eq_d=10,
-                 eq_ms=[2, 4, 10, 20], eq_steps=60000),
+                 eq_ms=[2, 4, 10, 20], eq_steps=60000, pl_ds=[12, 20], pl_alphas=[0.5, 1.0], pl_seeds=2),
     "quick": dict(d_goe=60, d_real=80, alphas=[0.25, 0.5, 1.0, 1.5, 2.0, 3.0], seeds=6, real_seeds=2, configs=CONFIGS,
                   fs_ds=[20, 30, 40], fs_seeds=12, rec_ds=[30, 50],
-                  rec_alphas=[0.2, 0.25, 0.29, 0.31, 0.34, 0.36, 0.42, 0.5], rec_seeds=2, eq_d=20, eq_ms=[4, 8, 11, 12, 13, 14, 15, 20, 40], eq_steps=60000),
+                  rec_alphas=[0.2, 0.25, 0.29, 0.31, 0.34, 0.36, 0.42, 0.5], rec_seeds=2, eq_d=20, eq_ms=[4, 8, 11, 12, 13, 14, 15, 20, 40], eq_steps=60000,
+                  pl_ds=[40, 80], pl_alphas=[0.5, 1.0], pl_seeds=3),
     "paper": dict(d_goe=100, d_real=200, alphas=[0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0], seeds=8,
                   real_seeds=4, configs=CONFIGS, fs_ds=[40, 60], fs_seeds=8, rec_ds=[60, 100],
                   rec_alphas=[0.2, 0.25, 0.29, 0.31, 0.34, 0.36, 0.42, 0.5], rec_seeds=4, eq_d=40,
-                  eq_ms=[5, 10, 20, 25, 30, 40, 80], eq_steps=200000),
+                  eq_ms=[5, 10, 20, 25, 30, 40, 80], eq_steps=200000, pl_ds=[60, 120], pl_alphas=[0.25, 0.5, 1.0, 2.0],
+                  pl_seeds=4),
 }
 
 
 # --- theory handed to the claims ------------------------------------------------------------------------------------
 @lru_cache(maxsize=64)
-def _predict(alphas: tuple[float, ...], kappa: float, lam: float, noise: float) -> quadratic_erm.Prediction:
-    return quadratic_erm.predict(np.asarray(alphas), kappa, lam, noise)
+def _predict(alphas: tuple[float, ...], kappa: float | None, lam: float, noise: float,
+             spectrum: tuple[float, ...] | None = None) -> quadratic_erm.Prediction:
+    return quadratic_erm.predict(np.asarray(alphas), kappa, lam, noise,
+                                 teacher_spectrum=None if spectrum is None else np.asarray(spectrum))
 
 
 class QuadraticERMTheory:
     """``overparam.theory.quadratic_erm`` as the claims call it (a test subclasses it with a perturbation)."""
 
     @staticmethod
-    def predict(alpha, kappa_star: float, lam: float, noise: float) -> quadratic_erm.Prediction:
+    def predict(alpha, kappa_star: float | None, lam: float, noise: float,
+                teacher_spectrum=None) -> quadratic_erm.Prediction:
         a = np.atleast_1d(np.asarray(alpha, dtype=float))
-        return _predict(tuple(a.tolist()), float(kappa_star), float(lam), float(noise))
+        spec = None if teacher_spectrum is None else tuple(np.asarray(teacher_spectrum, dtype=float).tolist())
+        return _predict(tuple(a.tolist()), None if kappa_star is None else float(kappa_star), float(lam),
+                        float(noise), spec)
 
     @staticmethod
     def perfect_recovery_threshold(kappa_star) -> np.ndarray:
         return quadratic_erm.perfect_recovery_threshold(kappa_star)
 
     @staticmethod
-    def learned_spectrum(alpha: float, kappa_star: float, lam: float, noise: float):
-        return quadratic_erm.learned_spectrum(alpha, kappa_star, lam, noise)
+    def learned_spectrum(alpha: float, kappa_star: float | None, lam: float, noise: float, teacher_spectrum=None):
+        return quadratic_erm.learned_spectrum(alpha, kappa_star, lam, noise, teacher_spectrum)
+
+    @staticmethod
+    def learned_spectrum_cdf(x, alpha: float, kappa_star: float | None, lam: float, noise: float,
+                             teacher_spectrum=None) -> np.ndarray:
+        return quadratic_erm.learned_spectrum_cdf(x, alpha, kappa_star, lam, noise, teacher_spectrum)
 
     @staticmethod
     def width_needed(rank: int) -> int:
@@ -83,8 +100,12 @@ class QuadraticERMTheory:
 
 # --- runs -------------------------------------------------------------------------------------------------------------
 def _convex_metrics(p: dict) -> tuple[object, object, dict]:
-    prob = make_problem(p["d"], p["alpha"], p["kappa"], p["noise"], generator(p["seed"], p.get("device", "cpu")),
-                        p["design"])
+    g = generator(p["seed"], p.get("device", "cpu"))
+    if "gamma" in p:  # a power-law teacher in a random basis, drawn first from the same generator
+        S = powerlaw_teacher(p["d"], p["gamma"], g, q0=p["q0"])
+        prob = make_problem(p["d"], p["alpha"], None, p["noise"], g, p["design"], S_star=S)
+    else:
+        prob = make_problem(p["d"], p["alpha"], p["kappa"], p["noise"], g, p["design"])
     res = prob.convex_twin(p["lam"], tol=CONVEX_TOL)
     rank, ev = psd_rank(res.x)
     out = {"test_error": prob.test_error(res.x), "train_error": prob.train_error(res.x), "rank": rank,
@@ -97,7 +118,7 @@ def run_convex(p: dict) -> dict:
     """One convex solve: errors, rank and (for the first seed of each design) the spectrum of the minimizer."""
     _, _, out = _convex_metrics(p)
     ev = out.pop("_ev")
-    if p.get("part") == "errors" and p["seed"] in (0, 100):
+    if (p.get("part") == "errors" and p["seed"] in (0, 100)) or p.get("part") == "powerlaw":
         out["eigenvalues"] = ev.tolist()
     return out
 
@@ -140,6 +161,12 @@ def _recovery_points(scale: str) -> list[dict]:
             for d in c["rec_ds"] for a in c["rec_alphas"] for s in range(c["rec_seeds"])]
 
 
+def _powerlaw_points(scale: str) -> list[dict]:
+    c = SCALES[scale]
+    return [dict(design="goe", d=d, alpha=a, seed=600 + s, **POWERLAW) for d in c["pl_ds"] for a in c["pl_alphas"]
+            for s in range(c["pl_seeds"])]
+
+
 def _equivalence_points(scale: str) -> list[dict]:
     c = SCALES[scale]
     return [dict(design="quadratic", d=c["eq_d"], m=m, steps=c["eq_steps"], seed=300, **EQUIV) for m in c["eq_ms"]]
@@ -153,16 +180,28 @@ def _grouped_ratio(goe: pd.DataFrame, theory, col: str, additive: bool = False
     A rank fraction is a multiple of 1/d: its rounding, uniform on ±1/(2d), adds variance 1/(12 d²) per seed, kept in
     the standard error so that a group whose seeds all agree still has a finite one."""
     means, sems, where = [], [], []
-    for (kappa, lam, noise), sub in goe.groupby(["kappa", "lam", "noise"]):
+    keys = ["d", "gamma", "q0", "lam", "noise"] if "gamma" in goe and goe["gamma"].notna().all() else \
+        ["kappa", "lam", "noise"]
+    for key, sub in goe.groupby(keys):
         alphas = np.sort(sub["alpha"].unique())
-        th = dict(zip(alphas, np.atleast_1d(getattr(theory.predict(alphas, kappa, lam, noise), col))))
+        th = dict(zip(alphas, np.atleast_1d(getattr(_theory_at(theory, dict(zip(keys, key)), alphas), col))))
+        label = f"d = {key[0]:g}" if "gamma" in keys else f"κ* = {key[0]:g}"
         for a, g in sub.groupby("alpha"):
             v = g[col].to_numpy() - th[a] if additive else g[col].to_numpy() / th[a]
             m, s, n = mean_sem(v)
             if additive:
                 s = math.sqrt((s if math.isfinite(s) else 0.0) ** 2 + 1.0 / (12 * float(g["d"].iloc[0]) ** 2 * n))
-            means.append(m), sems.append(s), where.append(f"κ* = {kappa:g}, α = {a:g}")
+            means.append(m), sems.append(s), where.append(f"{label}, α = {a:g}")
     return means, sems, where
+
+
+def _theory_at(theory, c: dict, alphas: np.ndarray):
+    """The theory's prediction for one group of rows: the Wishart teacher (κ*) or the power-law teacher of the rows
+    (its exact eigenvalues at their d, ``powerlaw_teacher_spectrum``)."""
+    if "gamma" in c:
+        spec = powerlaw_teacher_spectrum(int(c["d"]), float(c["gamma"]), q0=float(c["q0"]))
+        return theory.predict(alphas, None, c["lam"], c["noise"], teacher_spectrum=spec)
+    return theory.predict(alphas, c["kappa"], c["lam"], c["noise"])
 
 
 def _finite_size_trend(results: pd.DataFrame, theory, col: str, additive: bool = False, at: dict = FINITE_SIZE
@@ -219,6 +258,60 @@ def _extrapolation(col: str, additive: bool = False, at: dict = FINITE_SIZE):
         base = 0.0 if additive else 1.0
         return Evidence(base + c, base, se_c, len(ds), detail=f"slope in 1/d: {b:.3f} ± {se_b:.3f}, d = {ds}")
     return evaluate
+
+
+def _powerlaw_vs_theory(col: str, additive: bool = False):
+    """Evidence: pooled seed-mean ratio sim/theory (difference when ``additive``) of ``col`` at the largest d of
+    the power-law part, each d held against the theory for its own d eigenvalues; bias allowance: the shift of the
+    pooled deviation between the two d, extrapolated as 1/d to what is left at the largest,
+    |dev(d₂) − dev(d₁)|·(1/d₂)/(1/d₁ − 1/d₂)."""
+    def evaluate(results: pd.DataFrame, theory) -> Evidence | None:
+        ds = sorted(results["d"].unique())
+        if len(ds) < 2:
+            return None
+        dev = {}
+        for d in (ds[0], ds[-1]):
+            means, sems, where = _grouped_ratio(results[results["d"] == d], theory, col, additive)
+            dev[d] = (*pooled_mean(means, sems), means, sems, where)
+        d1, d2 = float(ds[0]), float(ds[-1])
+        big, small = dev[ds[-1]], dev[ds[0]]
+        shift = abs(big[0] - small[0]) * (1 / d2) / (1 / d1 - 1 / d2)
+        worst = int(np.nanargmax(np.abs(np.array(big[2]) - (0.0 if additive else 1.0)) / np.array(big[3])))
+        return Evidence(big[0], 0.0 if additive else 1.0, big[1], len(big[2]), bias=shift,
+                        detail=f"d = {d2:g}: {big[0]:.4f} ± {big[1]:.4f}; d = {d1:g}: {small[0]:.4f} ± {small[1]:.4f}; "
+                               f"finite-d allowance {shift:.4f}; farthest group {big[4][worst]}: "
+                               f"{big[2][worst]:.4f} ± {big[3][worst]:.4f}")
+    return evaluate
+
+
+CDF_LEVELS = (0.6, 0.7, 0.8, 0.9)  # where the learned spectrum's CDF is compared: the predicted quantiles of Ŝ
+
+
+def _spectrum_cdf_deviation(results: pd.DataFrame, theory) -> Evidence | None:
+    """Evidence: the empirical CDF of the eigenvalues of Ŝ (each seed at the largest d) minus the predicted one,
+    at the predicted 60/70/80/90 % quantiles of the law of Ŝ; per (α, level) the seed mean and s.e. (with the
+    1/(12d²) rounding of a count), pooled over α and levels by inverse variance."""
+    d = int(results["d"].max())
+    big = results[(results["d"] == d) & results["eigenvalues"].apply(lambda v: isinstance(v, list))]
+    if not len(big):
+        return None
+    c = POWERLAW
+    spec = powerlaw_teacher_spectrum(d, c["gamma"], q0=c["q0"])
+    means, sems, where = [], [], []
+    for a, g in big.groupby("alpha"):
+        x, w, atom = theory.learned_spectrum(float(a), None, c["lam"], c["noise"], teacher_spectrum=spec)
+        cum = atom + np.cumsum(w)
+        pts = np.interp(CDF_LEVELS, cum, x)  # where the predicted CDF reaches each level (nodes: ≈)
+        F_th = theory.learned_spectrum_cdf(pts, float(a), None, c["lam"], c["noise"], teacher_spectrum=spec)
+        for level, xj, fj in zip(CDF_LEVELS, pts, F_th):
+            dev = [float(np.mean(np.asarray(ev) <= xj)) - fj for ev in g["eigenvalues"]]
+            m, s, n = mean_sem(dev)
+            s = math.sqrt((s if math.isfinite(s) else 0.0) ** 2 + 1.0 / (12 * d**2 * n))
+            means.append(m), sems.append(s), where.append(f"α = {a:g}, level {level:g}")
+    pooled, se = pooled_mean(means, sems)
+    worst = int(np.nanargmax(np.abs(np.array(means)) / np.array(sems)))
+    return Evidence(pooled, 0.0, se, len(means), detail=f"d = {d}; farthest: {where[worst]}: {means[worst]:.4f} ± "
+                    f"{sems[worst]:.4f}")
 
 
 def _transition(results: pd.DataFrame) -> tuple[float, float, float, float] | None:
@@ -317,7 +410,7 @@ class NuclearRoute(Study):
     claim = ("ERM with square loss and weight decay on a quadratic-activation network equals trace-penalized PSD "
              "matrix sensing on S = WᵀW/√(md) once m ≥ rank; its train/test errors follow sharp formulas in α = n/d², "
              "and noiseless teachers are recovered above α_PR(κ*).")
-    version = "2"
+    version = "3"
     theory_model = QuadraticERMTheory
     params = PARAMS
     sweep_part = "errors"
@@ -339,6 +432,22 @@ class NuclearRoute(Study):
                 "error > 1e-2 and the first with < 1e-3, at the largest d", _recovery_evidence,
                 "Half the bracket (the α grid's resolution) plus the finite-d shift measured between the two d and "
                 "extrapolated as 1/d; no seed error (k = 0).", k=0.0, converged=("convex_status",))]),
+            Part("powerlaw", _powerlaw_points, run_convex, [
+                Claim(f"{label} of the convex minimizer with a power-law teacher (eigenvalues ∝ j^−"
+                      f"{POWERLAW['gamma']:g}, random basis, GOE design) against the free-convolution theory: pooled "
+                      f"{'difference' if additive else 'ratio'} over α at the largest d", _powerlaw_vs_theory(col, additive),
+                      f"{K_POOLED:g} s.e. of the pooled seed-mean {'difference' if additive else 'ratio'} plus the "
+                      "finite-d allowance measured between the two d (the shift of the pooled deviation, "
+                      "extrapolated as 1/d to the largest d).", k=K_POOLED, converged=("convex_status",))
+                for col, additive, label in (("test_error", False, "test error"),
+                                             ("train_error", False, "training error"),
+                                             ("rank_fraction", True, "rank fraction"))] + [
+                Claim("learned spectrum with the power-law teacher: empirical CDF of the eigenvalues of Ŝ minus the "
+                      "predicted CDF of ρ_Ŝ at its 60/70/80/90 % quantiles, pooled over α and levels (largest d)",
+                      _spectrum_cdf_deviation,
+                      f"{K_POOLED:g} s.e. of the pooled seed-mean CDF difference (s.e. includes the 1/(12d²) "
+                      "rounding of an eigenvalue count); no finite-d allowance (the rank fraction's, the CDF at 0⁺, is "
+                      "judged above).", k=K_POOLED, converged=("convex_status",))], **cost),
             Part("equivalence", _equivalence_points, run_equivalence, [
                 Claim("GD on W with m ≥ rank of the convex minimizer reaches the convex objective: largest relative "
                       "objective gap", _wide_enough,
@@ -459,6 +568,12 @@ class NuclearRoute(Study):
         ax.legend()
         figs["thresholds"] = fig
 
+        pl = results[results["part"] == "powerlaw"]
+        if len(pl):
+            figs["powerlaw_teacher"] = self._powerlaw_figure(pl)
+            if "eigenvalues" in pl:
+                figs["powerlaw_learned_spectrum"] = self._powerlaw_cdf_figure(pl)
+
         eq = results[results["part"] == "equivalence"]
         if len(eq):
             fig, ax = new_figure()
@@ -471,6 +586,53 @@ class NuclearRoute(Study):
             ax.legend()
             figs["equivalence"] = fig
         return figs
+
+    @staticmethod
+    def _powerlaw_figure(pl: pd.DataFrame):
+        """Test and training error against α for the power-law teacher: simulation at each d, theory for the
+        eigenvalues at the largest d (line) and the smallest (dotted)."""
+        fig, ax = new_figure()
+        grid = np.linspace(pl["alpha"].min() * 0.8, pl["alpha"].max() * 1.1, 8)
+        c = POWERLAW
+        for j, d in enumerate(sorted(pl["d"].unique())):
+            p = QuadraticERMTheory.predict(grid, None, c["lam"], c["noise"],
+                                           teacher_spectrum=powerlaw_teacher_spectrum(int(d), c["gamma"], c["q0"]))
+            style = "-" if d == pl["d"].max() else ":"
+            plot_theory(ax, grid, p.test_error, label=f"test (theory, d = {int(d)})", color="C0", style=style)
+            plot_theory(ax, grid, p.train_error, label=f"train (theory, d = {int(d)})", color="C1", style=style)
+            sub = pl[pl["d"] == d]
+            marker = "os"[j % 2]
+            plot_points(ax, sub, "alpha", "test_error", label=f"test, d = {int(d)}", color="C0", marker=marker)
+            plot_points(ax, sub, "alpha", "train_error", label=f"train, d = {int(d)}", color="C1", marker=marker)
+        ax.set(xlabel="α = n/d²", ylabel="error", title=f"power-law teacher γ = {c['gamma']:g}, λ = {c['lam']}, "
+               f"Δ = {c['noise']}")
+        ax.legend()
+        return fig
+
+    @staticmethod
+    def _powerlaw_cdf_figure(pl: pd.DataFrame):
+        """CDF of the eigenvalues of Ŝ (all seeds at the largest d, pooled) against the predicted CDF of ρ_Ŝ, one
+        curve per α, with the levels where the claim compares them."""
+        d = int(pl["d"].max())
+        c = POWERLAW
+        spec = powerlaw_teacher_spectrum(d, c["gamma"], q0=c["q0"])
+        fig, ax = new_figure()
+        big = pl[(pl["d"] == d) & pl["eigenvalues"].apply(lambda v: isinstance(v, list))]
+        for i, (a, g) in enumerate(big.groupby("alpha")):
+            ev = np.sort(np.concatenate([np.asarray(v) for v in g["eigenvalues"]]))
+            ev = np.where(ev > RANK_RTOL * ev.max(), ev, 0.0)
+            ax.step(ev, np.arange(1, len(ev) + 1) / len(ev), where="post", color=f"C{i}", alpha=0.6,
+                    label=f"simulation α = {a:g} ({len(g)} seeds)")
+            x = np.linspace(0.0, ev.max(), 80)
+            F = QuadraticERMTheory.learned_spectrum_cdf(x, float(a), None, c["lam"], c["noise"], teacher_spectrum=spec)
+            plot_theory(ax, x, F, label=f"theory α = {a:g}", color=f"C{i}")
+        for level in CDF_LEVELS:
+            ax.axhline(level, color="grey", lw=0.5, ls=":")
+        top = float(np.quantile(np.concatenate([np.asarray(v) for v in big["eigenvalues"]]), 0.97))
+        ax.set(xlim=(-0.02 * top, top), xlabel="eigenvalue of Ŝ (up to the 97 % quantile)", ylabel="CDF",
+               title=f"learned spectrum, power-law teacher, d = {d}")
+        ax.legend()
+        return fig
 
     @staticmethod
     def _spectrum_figure(one: pd.DataFrame, kappa: float, lam: float, noise: float):

@@ -15,13 +15,20 @@ negative; integrals over each interval use x = c − r cos t and Gauss–Legendr
 square-root edges; each interval is cut into panels at −2δ, 0, 2δ, 4δ and, for integrals of (x − θ)₊ or 1{x > θ},
 at θ, so that no panel integrates a kink, a step or the narrow bump of the teacher's smoothed atom at 0.
 
+**Any teacher.** For a teacher given by the eigenvalues of S* (``teacher_spectrum``), ρ_Y is the free convolution
+of their empirical law with the semicircle of variance δ², computed by subordination (Biane 1997; equations (S1)–(S5)
+of :mod:`.free_convolution`): G_Y(z) = G_{S*}(z − δ²G_Y(z)), the support found component by component (every bump),
+integrals on panels in the subordination variable u; Q0 = ∫ s² dρ_{S*}. Everything below is unchanged.
+
 **Order parameters** (m here is the overlap, not the width):
 
-    q = ∫ g² dρ_Y,   m = ∫ g(x)(x − 2δ²h(x)) dρ_Y,   D = 2 ∫ g h dρ_Y,   MSE = Q0 − 2m + q,   Q0 = ‖S*‖²_F/d = 1 + κ*.
+    q = ∫ g² dρ_Y,   m = ∫ g(x)(x − 2δ²h(x)) dρ_Y,   D = 2 ∫ g h dρ_Y,   MSE = Q0 − 2m + q,
+
+Q0 = ‖S*‖²_F/d (= 1 + κ* for the Wishart teacher).
 
 **Fixed point** in (δ², θ):  δ² = (2·MSE + Δ)/(4α),  θ = λ/(2(2α − D)),  and Σ = D/(4(2α − D));
-for each δ² the θ-equation is solved exactly (bracketed root), and δ² by damped iteration followed by a bracketed
-root polish; ``RuntimeError`` when it does not converge.
+for each δ² the θ-equation is solved exactly (bracketed root), and δ² by secant steps on log δ² (falling back to a
+damped iteration and a bracketed root polish); ``RuntimeError`` when it does not converge.
 
 **Outputs**: test error 2·MSE + Δ; training error (2·MSE + Δ)(1 − D/(2α))²; rank fraction ρ_Y((θ, ∞)) (the width
 m/d a student needs for the equivalence); Tr Ŝ/d = ∫ g dρ_Y; the spectrum of Ŝ (an atom at 0 and ρ_Y shifted by θ).
@@ -37,11 +44,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.polynomial import Polynomial as P
+from numpy.polynomial import polynomial as npp
 from scipy.integrate import quad
 from scipy.optimize import brentq, minimize_scalar
 
 from ..validation import positive
+from . import free_convolution as fc
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(96)  # per panel
 
@@ -88,19 +96,29 @@ def stieltjes(x: np.ndarray, kappa: float, delta2: float) -> np.ndarray:
     return s / 2 + np.where(disc > 0, -0.5j * np.sqrt(np.maximum(disc, 0.0)), 0.5 * np.sqrt(np.maximum(-disc, 0.0)))
 
 
+def _discriminant(kappa: float, delta2: float) -> np.ndarray:
+    """Coefficients (lowest degree first) of the cubic's discriminant 18abcd − 4b³d + b²c² − 4ac³ − 27a²d² as a
+    quartic in z, for a = −δ²/√κ*, b = δ² + z/√κ*, c = −(1 − κ*)/√κ* − z, d = 1 (the cubic of the module
+    docstring), by products of coefficient arrays."""
+    sk = math.sqrt(kappa)
+    a, b, c = np.array([-delta2 / sk]), np.array([delta2, 1 / sk]), np.array([-(1 - kappa) / sk, -1.0])
+    mul, add = npp.polymul, npp.polyadd
+    terms = [18 * mul(mul(a, b), c), -4 * mul(mul(b, b), b), mul(mul(b, b), mul(c, c)),
+             -4 * mul(a, mul(mul(c, c), c)), -27 * mul(a, a)]
+    out = np.zeros(5)
+    for t in terms:
+        out = add(out, t)
+    return out
+
+
 def support(kappa: float, delta2: float) -> list[tuple[float, float]]:
     """Intervals where ρ_Y > 0: where the cubic's discriminant (a quartic in z) is negative."""
-    sk = math.sqrt(kappa)
-    a, b = P([-delta2 / sk]), P([delta2, 1 / sk])
-    c, d = P([-(1 - kappa) / sk, -1.0]), P([1.0])
-    disc = 18 * a * b * c * d - 4 * b**3 * d + b**2 * c**2 - 4 * a * c**3 - 27 * a**2 * d**2
-    r = np.sort(np.real(disc.roots()[np.abs(disc.roots().imag) < 1e-9 * (1 + np.abs(disc.roots()))]))
+    disc = _discriminant(kappa, delta2)
+    roots = npp.polyroots(disc)
+    r = np.sort(np.real(roots[np.abs(roots.imag) < 1e-9 * (1 + np.abs(roots))]))
     pts = np.unique(np.round(r, 14))
-    out = []
-    for lo, hi in zip(pts[:-1], pts[1:]):
-        if disc((lo + hi) / 2) < 0:
-            out.append((float(lo), float(hi)))
-    return out
+    mids = 0.5 * (pts[:-1] + pts[1:])
+    return [(float(lo), float(hi)) for lo, hi, v in zip(pts[:-1], pts[1:], npp.polyval(mids, disc)) if v < 0]
 
 
 @dataclass(frozen=True)
@@ -164,6 +182,40 @@ class _Law:
         return _quadrature(self.kappa, self.delta2, theta, self.mass, self.intervals)
 
 
+@dataclass(frozen=True)
+class _SpectrumLaw:
+    """ρ_Y = ρ_{S*} ⊞ semicircle(δ²) for a discrete teacher spectrum (:mod:`.free_convolution`, subordination): the
+    same interface as :class:`_Law`, on the u-panels of the free convolution."""
+
+    spec: fc.DiscreteSpectrum
+    delta2: float
+    panels: list
+    mass: float
+    full: Quadrature
+
+    @classmethod
+    def of(cls, spec: fc.DiscreteSpectrum, delta2: float) -> "_SpectrumLaw":
+        ps = fc.panels(spec, delta2)
+        x, w, h = (np.concatenate([getattr(p, k) for p in ps]) for k in ("x", "w", "h"))
+        mass = float(w.sum())
+        return cls(spec, delta2, ps, mass, Quadrature(x, w / mass, h))
+
+    @property
+    def intervals(self) -> list[tuple[float, float]]:
+        return fc.support(self.spec, self.delta2)
+
+    def above(self, theta: float) -> Quadrature:
+        """Nodes on supp ρ_Y ∩ [θ, ∞): the panels above θ whole, the one holding θ cut at ψ⁻¹(θ)."""
+        xs, ws, hs = [np.empty(0)], [np.empty(0)], [np.empty(0)]
+        for p in self.panels:
+            if p.x_lo >= theta:
+                xs.append(p.x), ws.append(p.w), hs.append(p.h)
+            elif p.x_hi > theta:
+                x, w, h = fc.cut_panel(p, theta, self.spec, self.delta2)
+                xs.append(x), ws.append(w), hs.append(h)
+        return Quadrature(np.concatenate(xs), np.concatenate(ws) / self.mass, np.concatenate(hs))
+
+
 def spectrum_quadrature(kappa: float, delta2: float, above: float | None = None) -> Quadrature:
     """Quadrature for ρ_Y = ρ_{S*} ⊞ semicircle(δ²), renormalised to total mass 1; with ``above`` = θ, only for its
     part on [θ, ∞), the support cut at θ so that integrals of (x − θ)₊ and of the step 1{x > θ} are integrals of
@@ -191,7 +243,7 @@ class OrderParameters:
 
 def order_parameters(kappa: float, delta2: float, theta: float) -> OrderParameters:
     """q, m, D, MSE, ρ_Y((θ, ∞)) and ∫ g dρ_Y for the denoiser g(x) = (x − θ)₊ at noise δ²."""
-    return _order_from(spectrum_quadrature(kappa, delta2, above=theta), delta2, theta, kappa)
+    return _order_from(spectrum_quadrature(kappa, delta2, above=theta), delta2, theta, 1.0 + kappa)
 
 
 # --- the fixed point -------------------------------------------------------------------------------------------
@@ -209,14 +261,14 @@ class Prediction:
     theta: np.ndarray
 
 
-def _order_from(Q: Quadrature, delta2: float, theta: float, kappa: float) -> OrderParameters:
+def _order_from(Q: Quadrature, delta2: float, theta: float, Q0: float) -> OrderParameters:
     """The order parameters from a quadrature ``Q`` of ρ_Y on [θ, ∞) (``spectrum_quadrature(…, above=θ)``):
-    q = ∫ g², m = ∫ g(x − 2δ²h), D = 2∫ g h, ρ_Y((θ, ∞)) = Σ w and Tr Ŝ/d = ∫ g, g = (x − θ)₊."""
+    q = ∫ g², m = ∫ g(x − 2δ²h), D = 2∫ g h, MSE = Q0 − 2m + q, ρ_Y((θ, ∞)) = Σ w and Tr Ŝ/d = ∫ g, g = (x − θ)₊."""
     g = np.maximum(Q.x - theta, 0.0)
     q = float(Q.w @ g**2)
     m = float(Q.w @ (g * (Q.x - 2 * delta2 * Q.h)))
     D = float(2 * Q.w @ (g * Q.h))
-    return OrderParameters(q, m, D, 1.0 + kappa - 2 * m + q, float(Q.w.sum()), float(Q.w @ g))
+    return OrderParameters(q, m, D, Q0 - 2 * m + q, float(Q.w.sum()), float(Q.w @ g))
 
 
 def _root_of(F, lo: float, hi: float) -> float:
@@ -242,24 +294,90 @@ def _theta_for(law: _Law, alpha: float, lam: float) -> float:
         if hi > 1e12:
             raise RuntimeError("lam: no threshold θ satisfies θ = λ/(2(2α − D))")
     th0 = _root_of(F0, 0.0, hi)
+    th = _theta_newton(law, alpha, lam, th0)
+    if th is not None:
+        return th
     lo_b, hi_b = th0 * (1 - 1e-3), min(th0 * (1 + 1e-3), hi)
     if F(lo_b) < 0 < F(hi_b):
         return _root_of(F, lo_b, hi_b)
     return _root_of(F, 0.0, hi)
 
 
-def _solve_one(alpha: float, kappa: float, lam: float, noise: float, start: float | None,
+def _theta_newton(law, alpha: float, lam: float, th: float, steps: int = 8) -> float | None:
+    """Newton steps on F(θ) = 2θ(2α − D(θ)) − λ from θ₀ with the exact slope F'(θ) = 2(2α − D) + 4θ∫_θ^∞ h dρ_Y
+    (dD/dθ = −2∫_θ^∞ h dρ_Y: the derivative of (x − θ)₊ is −1{x > θ}), each on nodes cut at θ; None unless it
+    converges to |Δθ| ≤ 1e-14·θ with θ > 0 (the caller then brackets)."""
+    for _ in range(steps):
+        A = law.above(th)
+        D = float(2 * A.w @ ((A.x - th) * A.h))
+        slope = 2 * (2 * alpha - D) + 4 * th * float(A.w @ A.h)
+        if not slope > 0:
+            return None
+        step = (2 * th * (2 * alpha - D) - lam) / slope
+        th -= step
+        if not th > 0:
+            return None
+        if abs(step) <= 1e-14 * th:
+            return th
+    return None
+
+
+@dataclass(frozen=True)
+class _Teacher:
+    """What the fixed point needs of a teacher: the law of Y at δ², Q0 = ∫ s² dρ_{S*} and a label for messages."""
+
+    law_of: object  # callable δ² → _Law | _SpectrumLaw
+    Q0: float
+    label: str
+
+
+def _teacher(kappa_star, teacher_spectrum) -> _Teacher:
+    """Exactly one of κ* (the Wishart teacher, Q0 = 1 + κ*) and the eigenvalues of S* (Q0 = Σ s²/d)."""
+    if (kappa_star is None) == (teacher_spectrum is None):
+        got = "both" if kappa_star is not None else "neither"
+        raise ValueError(f"teacher_spectrum: give exactly one of kappa_star and teacher_spectrum (got {got})")
+    if kappa_star is not None:
+        k = positive("kappa_star", kappa_star)
+        return _Teacher(lambda d2: _Law.of(k, d2), 1.0 + k, f"κ* = {k:g}")
+    spec = fc.DiscreteSpectrum.of(teacher_spectrum, "teacher_spectrum")
+    positive("teacher_spectrum", spec.s[0], allow_zero=True)  # S* ⪰ 0: its smallest eigenvalue
+    return _Teacher(lambda d2: _SpectrumLaw.of(spec, d2), spec.second_moment,
+                    f"a teacher spectrum of {len(spec.s)} atoms")
+
+
+def _secant(r, x0: float, tol: float, max_iter: int = 30) -> tuple[float, bool]:
+    """Secant steps on r(x) = log T(eˣ) − x (x = log δ²) from x0 and x0 + r(x0) (one fixed-point step); returns
+    (δ², converged). Steps are capped at 1 in log δ²; a caller falls back to the damped iteration when it stalls."""
+    try:
+        r0 = r(x0)
+        x1 = x0 + max(-1.0, min(1.0, r0))
+        for _ in range(max_iter):
+            r1 = r(x1)
+            if abs(r1) <= tol:
+                return math.exp(x1), True
+            if r1 == r0:
+                break
+            step = -r1 * (x1 - x0) / (r1 - r0)
+            x0, r0, x1 = x1, r1, x1 + max(-1.0, min(1.0, step))
+    except (RuntimeError, ValueError, OverflowError):
+        pass
+    return math.exp(x0), False
+
+
+def _solve_one(alpha: float, teacher: _Teacher, lam: float, noise: float, start: float | None,
                damping: float = 0.7, max_iter: int = 300, tol: float = 1e-11) -> tuple[float, float, OrderParameters]:
     """Fixed point in δ² (θ solved exactly for each δ²): damped iteration (from a cold start), then a bracketed
     root polish in log δ² (directly from a warm start)."""
     def T(d2: float) -> tuple[float, float, OrderParameters]:
-        law = _Law.of(kappa, d2)
+        law = teacher.law_of(d2)
         th = _theta_for(law, alpha, lam)
-        op = _order_from(law.above(th), d2, th, kappa)
+        op = _order_from(law.above(th), d2, th, teacher.Q0)
         return (2 * op.mse + noise) / (4 * alpha), th, op
 
-    d2 = start if start is not None else (2 * (1 + kappa) + noise) / (4 * alpha)
-    for _ in range(max_iter if start is None else 0):  # a warm start (the previous α) goes straight to the polish
+    where = f"α = {alpha:g}, {teacher.label}, λ = {lam:g}, Δ = {noise:g}"
+    d2 = start if start is not None else (2 * teacher.Q0 + noise) / (4 * alpha)
+    d2, done = _secant(lambda x: math.log(T(math.exp(x))[0]) - x, math.log(d2), tol)
+    for _ in range(max_iter if not done and start is None else 0):  # a warm start (the previous α) goes straight to the polish
         nd2 = T(d2)[0]
         if abs(nd2 - d2) <= tol * d2:
             d2 = nd2
@@ -274,24 +392,26 @@ def _solve_one(alpha: float, kappa: float, lam: float, noise: float, start: floa
                 break
             lo, hi = lo - 0.25, hi + 0.25
         else:
-            raise RuntimeError(f"alpha: the fixed point did not converge at α = {alpha:g}, κ* = {kappa:g}, "
-                               f"λ = {lam:g}, Δ = {noise:g}")
+            raise RuntimeError(f"alpha: the fixed point did not converge at {where}")
         x0 = brentq(res, lo, hi, xtol=1e-14, maxiter=500)
         d2 = math.exp(x0)
     nd2, th, op = T(d2)
     if abs(nd2 - d2) > 1e-8 * d2:
-        raise RuntimeError(f"alpha: the fixed point did not converge at α = {alpha:g}, κ* = {kappa:g}, λ = {lam:g}, "
-                           f"Δ = {noise:g} (residual {abs(nd2 - d2):.2e})")
+        raise RuntimeError(f"alpha: the fixed point did not converge at {where} (residual {abs(nd2 - d2):.2e})")
     if 2 * alpha - op.D <= 0:
-        raise RuntimeError(f"alpha: 2α − D = {2 * alpha - op.D:.3g} ≤ 0 at the fixed point (α = {alpha:g})")
+        raise RuntimeError(f"alpha: 2α − D = {2 * alpha - op.D:.3g} ≤ 0 at the fixed point ({where})")
     return d2, th, op
 
 
-def predict(alpha, kappa_star: float, lam: float, noise: float) -> Prediction:
+def predict(alpha, kappa_star: float | None = None, lam: float | None = None, noise: float | None = None,
+            teacher_spectrum=None) -> Prediction:
     """Asymptotic errors of ERM (module docstring), vectorized over ``alpha`` (solved in increasing α with warm
-    starts). ``ValueError`` naming the parameter for α ≤ 0, κ* ≤ 0, λ ≤ 0 or Δ < 0; ``RuntimeError`` when the fixed
-    point does not converge."""
-    kappa_star = positive("kappa_star", kappa_star)
+    starts), for the Wishart teacher of width κ*d (``kappa_star``) or any teacher given by the eigenvalues of S*
+    (``teacher_spectrum``, array or tensor, in the problem's normalization: for the Wishart teacher those of
+    W*ᵀW*/√(m* d); Q0 = ∫ s² dρ_{S*}; ρ_Y by subordination, :mod:`.free_convolution`). Exactly one of the two.
+    ``ValueError`` naming the parameter for α ≤ 0, κ* ≤ 0, λ ≤ 0, Δ < 0, a negative/NaN eigenvalue or an empty
+    spectrum; ``RuntimeError`` when the fixed point does not converge."""
+    teacher = _teacher(kappa_star, teacher_spectrum)
     lam = positive("lam", lam)
     noise = positive("noise", noise, allow_zero=True)
     alphas = np.atleast_1d(np.asarray(alpha, dtype=float))
@@ -303,7 +423,7 @@ def predict(alpha, kappa_star: float, lam: float, noise: float) -> Prediction:
     start = None
     for i in order:
         a = float(alphas[i])
-        d2, th, op = _solve_one(a, kappa_star, lam, noise, start)
+        d2, th, op = _solve_one(a, teacher, lam, noise, start)
         start = d2
         test = 2 * op.mse + noise
         out["mse"][i], out["test_error"][i] = op.mse, test
@@ -315,11 +435,25 @@ def predict(alpha, kappa_star: float, lam: float, noise: float) -> Prediction:
     return Prediction(**{k: v.reshape(shape) for k, v in out.items()})
 
 
-def learned_spectrum(alpha: float, kappa_star: float, lam: float, noise: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """The eigenvalue law of Ŝ: (eigenvalues, quadrature weights) of its continuous part and the atom at 0."""
-    p = predict(alpha, kappa_star, lam, noise)
-    Q = spectrum_quadrature(kappa_star, float(p.delta2), above=float(p.theta))
+def learned_spectrum(alpha: float, kappa_star: float | None = None, lam: float | None = None,
+                     noise: float | None = None, teacher_spectrum=None) -> tuple[np.ndarray, np.ndarray, float]:
+    """The eigenvalue law of Ŝ = (Y − θ)₊: (eigenvalues, quadrature weights) of its continuous part and the atom at
+    0, for the Wishart teacher (``kappa_star``) or a teacher spectrum (exactly one, as in :func:`predict`)."""
+    teacher = _teacher(kappa_star, teacher_spectrum)
+    p = predict(alpha, kappa_star, lam, noise, teacher_spectrum)
+    Q = teacher.law_of(float(p.delta2)).above(float(p.theta))
     return Q.x - float(p.theta), Q.w, float(1 - Q.w.sum())
+
+
+def learned_spectrum_cdf(x, alpha: float, kappa_star: float | None = None, lam: float | None = None,
+                         noise: float | None = None, teacher_spectrum=None) -> np.ndarray:
+    """P(eigenvalue of Ŝ ≤ x) = 1 − ρ_Y((θ + x, ∞)) for x ≥ 0 (Ŝ = (Y − θ)₊, so its atom at 0 is ρ_Y((−∞, θ])),
+    vectorized over x; each mass on nodes cut at θ + x."""
+    teacher = _teacher(kappa_star, teacher_spectrum)
+    p = predict(alpha, kappa_star, lam, noise, teacher_spectrum)
+    law = teacher.law_of(float(p.delta2))
+    xs = np.atleast_1d(np.asarray(x, dtype=float))
+    return np.array([1.0 - float(law.above(float(p.theta) + max(v, 0.0)).w.sum()) for v in xs]).reshape(np.shape(x))
 
 
 # --- perfect recovery ------------------------------------------------------------------------------------------
