@@ -14,21 +14,26 @@ import math
 
 import numpy as np
 
-from ..validation import positive
+from ..validation import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, validate_params
+
+_BOUND_PARAMS = {"eps0": NON_NEGATIVE, "M": NON_NEGATIVE, "l": POSITIVE}
 
 
-def step_bound(r, eps0: float, M: float, l: float) -> np.ndarray:
-    """The bound on r_{t+1} given r_t (vectorized); inf where M r_t ≥ l."""
-    r = np.asarray(r, dtype=float)
+@validate_params({"r": Array(elements=NON_NEGATIVE, non_empty=False, to="numpy"), **_BOUND_PARAMS,
+                  "eps0": Array(elements=NON_NEGATIVE, non_empty=False, to="numpy")})
+def step_bound(r, eps0, M: float, l: float) -> np.ndarray:
+    """The bound on r_{t+1} given r_t ≥ 0 (vectorized over r and ε₀, broadcast); inf where M r_t ≥ l. ε₀, M ≥ 0,
+    l > 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 2 * (eps0 + M * r / (l - M * r)) * r
     return np.where(M * r < l, out, np.inf)
 
 
+@validate_params({"eps": POSITIVE, "r0": NON_NEGATIVE, **_BOUND_PARAMS, "max_iter": POSITIVE_INT})
 def iterations_to(eps: float, r0: float, eps0: float, M: float, l: float, max_iter: int = 10_000) -> int | float:
-    """The number of steps the bound needs to bring r₀ below ``eps``; inf when the bound does not contract."""
-    eps = positive("eps", eps)
-    r, t = float(r0), 0
+    """The number of steps the bound needs to bring r₀ below ``eps``; inf when the bound does not contract within
+    ``max_iter`` steps."""
+    r, t = r0, 0
     while r > eps:
         nr = float(step_bound(r, eps0, M, l))
         if not math.isfinite(nr) or nr >= r or t >= max_iter:
@@ -57,6 +62,8 @@ def approx_step_cost(nnz: int, d: int, s: int, k2: int = 32, omega: float = OMEG
     return float(nnz) * k2 + float(s) * d * d + float(d) ** omega
 
 
+@validate_params({"n": POSITIVE_INT, "d": POSITIVE_INT, "nnz": POSITIVE_INT, "s": POSITIVE_INT, "k2": POSITIVE_INT,
+                  "omega": POSITIVE})
 def step_cost_ratio(n: int, d: int, nnz: int, s: int, k2: int = 32, omega: float = OMEGA) -> float:
     """exact / approximate Newton cost per step in the model."""
     return exact_step_cost(n, d, omega) / approx_step_cost(nnz, d, s, k2, omega)
