@@ -17,8 +17,9 @@ import torch
 
 from ..problems.matrix_sensing import SensingOperator
 from ..theory.sensing import imbalance, imbalance_bound_increment
-from ..validation import finite_array, positive, positive_int
-from .gradient import minimize
+from ..validation import (NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, InstanceOf, Options, Seed, check, positive,
+                          positive_int, validate_params)
+from .gradient import METHODS, minimize
 from .result import SolverResult
 
 
@@ -78,7 +79,35 @@ def factor_metrics(L: torch.Tensor | None, R: torch.Tensor | None, n_sv: int) ->
     return record
 
 
-def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g: torch.Generator, *,
+def _labels(op: SensingOperator, y: torch.Tensor) -> torch.Tensor:
+    """y (m,) on the operator's device and in its dtype (float32 kept when the operator is float32)."""
+    if y.shape != (op.m,):
+        raise ValueError(f"y: must have shape ({op.m},) like the operator's m (got shape {tuple(y.shape)})")
+    if y.device.type != torch.device(op.device).type:
+        raise ValueError(f"y: must be on the operator's device {op.device} (got {y.device})")
+    return y.to(op.device, op.dtype)
+
+
+def _factor_pair(name: str, pair, rows: tuple[int, int], width: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two factors (n1, w), (n2, w) as tensors, w = ``width`` when given."""
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+        raise ValueError(f"{name}: must be a pair of factors (L, R) (got {type(pair).__name__})")
+    A, B = (check(name, t, Array(2, to="torch", keep_float32=True)) for t in pair)
+    w = A.shape[1] if width is None else width
+    if A.shape != (rows[0], w) or B.shape != (rows[1], w):
+        raise ValueError(f"{name}: factors must have shapes ({rows[0]}, {'r' if width is None else w}) and "
+                         f"({rows[1]}, {'r' if width is None else w}) (got {tuple(A.shape)}, {tuple(B.shape)})")
+    return A, B
+
+
+_SENSING_PARAMS = {"op": InstanceOf(SensingOperator, what="SensingOperator (see problems.make_operator)"),
+                   "y": Array(1, to="torch", keep_float32=True), "g": Seed(to="torch", device_of="y")}
+
+
+@validate_params({**_SENSING_PARAMS, "k": POSITIVE_INT, "alpha": POSITIVE, "mu": [None, POSITIVE],
+                  "steps": POSITIVE_INT, "record_every": POSITIVE_INT, "n_sv": [None, POSITIVE_INT],
+                  "stop_rel_loss": NON_NEGATIVE})
+def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g: torch.Generator | int, *,
                   mu: float | None = None, steps: int = 1000, record_every: int = 1,
                   truth: tuple[torch.Tensor, torch.Tensor] | None = None, n_sv: int | None = None,
                   stop_rel_loss: float = 0.0, init: tuple[torch.Tensor, torch.Tensor] | None = None) -> SolverResult:
@@ -87,14 +116,16 @@ def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g:
     ``truth`` = (L, R) factors of X* enables test error and angles in the history; ``n_sv`` singular values of UVᵀ
     are recorded (default r + 1, or k). Stops early when the loss falls below ``stop_rel_loss``·½‖y‖².
     Returns a :class:`SolverResult` with x = [U, V]; status 'diverged' names the step size that caused it.
+    ``y`` (m,) as NumPy, torch or a sequence; ``g`` an int seed, a NumPy or a torch Generator.
     """
-    finite_array("y", y)
-    if y.shape != (op.m,):
-        raise ValueError(f"y: must have shape ({op.m},), got {tuple(y.shape)}")
-    k = positive_int("k", k)
-    if truth is not None and k < truth[0].shape[1]:
-        raise ValueError(f"k: the factor width {k} is below the rank r = {truth[0].shape[1]} of the truth")
-    mu = default_step(op, y) if mu is None else positive("mu", mu)
+    y = _labels(op, y)
+    if truth is not None:
+        truth = tuple(t.to(op.device, y.dtype) for t in _factor_pair("truth", truth, (op.n1, op.n2), None))
+        if k < truth[0].shape[1]:
+            raise ValueError(f"k: the factor width {k} is below the rank r = {truth[0].shape[1]} of the truth")
+    if init is not None:
+        init = tuple(t.to(op.device, y.dtype) for t in _factor_pair("init", init, (op.n1, op.n2), k))
+    mu = default_step(op, y) if mu is None else mu
     U0, V0 = init if init is not None else small_init(op.n1, op.n2, k, alpha, g, y.dtype)
     r = truth[0].shape[1] if truth is not None else k
     rec = factor_metrics(*(truth or (None, None)), n_sv or min(r + 1, k))
@@ -116,7 +147,10 @@ def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g:
     return res
 
 
-def gram_factorized_gd(op: SensingOperator, y: torch.Tensor, m: int, lam: float, g: torch.Generator, *,
+@validate_params({**_SENSING_PARAMS, "m": POSITIVE_INT, "lam": NON_NEGATIVE, "weight": POSITIVE, "lr": [None, POSITIVE],
+                  "method": Options(METHODS[:3]), "steps": POSITIVE_INT, "grad_tol": NON_NEGATIVE,
+                  "init_scale": POSITIVE, "record_every": POSITIVE_INT})
+def gram_factorized_gd(op: SensingOperator, y: torch.Tensor, m: int, lam: float, g: torch.Generator | int, *,
                        weight: float = 1.0, lr: float | None = None, method: str = "momentum", steps: int = 5000,
                        grad_tol: float = 0.0, init_scale: float = 1.0, record_every: int = 50) -> SolverResult:
     """Gradient descent on W (m, d) for F(W) = (w/2)‖𝒜(S) − y‖² + lam·Tr S with S = WᵀW/√(md) (the quadratic
@@ -127,9 +161,9 @@ def gram_factorized_gd(op: SensingOperator, y: torch.Tensor, m: int, lam: float,
     W₀ has i.i.d. N(0, init_scale²) entries. The default step is 1.5/L with ‖∇²‖ ≈ 4 w ‖𝒜‖² ‖S₀‖/√(md)
     (a heuristic; divergence is reported with the step size). History: loss (= F), grad_norm, trace and rank of S.
     """
-    finite_array("y", y)
-    m = positive_int("m", m)
-    lam = positive("lam", lam, allow_zero=True)
+    y = _labels(op, y)
+    if op.n1 != op.n2:
+        raise ValueError(f"op: must act on square d × d matrices S (got {op.n1} × {op.n2})")
     d = op.n1
     c = math.sqrt(m * d)
     W0 = init_scale * torch.randn(m, d, generator=g, device=g.device, dtype=y.dtype)
