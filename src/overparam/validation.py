@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 __all__ = ["validate_params", "check", "Interval", "Options", "Array", "Seed", "InstanceOf", "Callable_",
-           "positive", "positive_int", "in_range", "finite_array", "choice", "Integral", "Real",
+           "positive", "positive_int", "in_range", "finite_array", "choice", "model_data", "Integral", "Real",
            "POSITIVE", "NON_NEGATIVE", "POSITIVE_INT", "NON_NEGATIVE_INT"]
 
 
@@ -401,6 +401,26 @@ def validate_params(constraints: dict[str, Constraint | list]) -> Callable:
         wrapper.parameter_constraints = constraints  # type: ignore[attr-defined]
         return wrapper
     return deco
+
+
+def model_data(model: torch.nn.Module, inputs: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Data for a ``torch.nn.Module``: ``inputs`` (N, ...) and ``targets`` (N, ...) as tensors (NumPy, torch or
+    sequences), finite and non-empty, with the same N. Inputs (integers included) and floating targets take the dtype
+    of the model's parameters (a float32 model gets float32 data); integer targets (class labels) are kept. NumPy
+    data moves to the parameters' device; a tensor on another device is refused."""
+    check("model", model, InstanceOf(torch.nn.Module, what="torch.nn.Module"))
+    p = next(model.parameters(), None)
+    if p is None:
+        raise ValueError("model: has no parameters")
+    x = check("inputs", inputs, Array(to="torch", keep_float32=True))
+    y = check("targets", targets, Array(to="torch", keep_float32=True, integers="keep", same_length_as="inputs"),
+              {"inputs": x})
+    out = []
+    for name, t, given in (("inputs", x, inputs), ("targets", y, targets)):
+        if isinstance(given, torch.Tensor) and given.device.type != p.device.type:
+            raise ValueError(f"{name}: must be on the model's device {p.device} (got {given.device})")
+        out.append(t.to(p.device, p.dtype) if t.is_floating_point() else t.to(p.device))
+    return out[0], out[1]
 
 
 #: the constraints most parameters need

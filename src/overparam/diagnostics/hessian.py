@@ -24,7 +24,11 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from ..validation import finite_array, positive, positive_int
+from ..validation import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Callable_, InstanceOf, Integral,
+                          Interval, Options, Seed, model_data, validate_params)
+
+#: what every entry point on a model takes besides the model and data (checked by :func:`model_data`)
+_MODEL_PARAMS = {"loss_fn": Callable_(), "param_filter": [None, Callable_()], "batch_size": [None, POSITIVE_INT]}
 
 
 class HessianOperator:
@@ -34,16 +38,16 @@ class HessianOperator:
     parameters, in ``named_parameters`` order. Runs on the parameters' device and dtype.
     """
 
+    @validate_params(_MODEL_PARAMS)
     def __init__(self, model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor,
                  param_filter: Callable[[str, torch.nn.Parameter], bool] | None = None,
                  batch_size: int | None = None):
+        if isinstance(model, torch.nn.Module) and not list(model.parameters()):
+            raise ValueError("model: has no (selected) parameters")
+        inputs, targets = model_data(model, inputs, targets)
         named = [(n, p) for n, p in model.named_parameters() if param_filter is None or param_filter(n, p)]
         if not named:
             raise ValueError("model: has no (selected) parameters")
-        finite_array("inputs", inputs)
-        finite_array("targets", targets)
-        if len(inputs) != len(targets):
-            raise ValueError(f"targets: {len(targets)} rows but inputs has {len(inputs)}")
         self.model, self.loss_fn = model, loss_fn
         self.inputs, self.targets = inputs, targets
         self.names = [n for n, _ in named]
@@ -52,7 +56,7 @@ class HessianOperator:
         self.dim = sum(self.sizes)
         self.shape = (self.dim, self.dim)
         self.dtype, self.device = self.params[0].dtype, self.params[0].device
-        self.batch_size = positive_int("batch_size", batch_size) if batch_size else len(inputs)
+        self.batch_size = batch_size or len(inputs)
         probe = self._loss(self.params, inputs[: min(2, len(inputs))], targets[: min(2, len(targets))])
         if probe.ndim != 0:
             raise ValueError(f"loss_fn: must return a scalar, got shape {tuple(probe.shape)}")
@@ -119,14 +123,20 @@ class HessianOperator:
                               matvec=lambda v: self.matvec(torch.from_numpy(np.asarray(v).ravel())).cpu().double().numpy())
 
 
+_OPERATOR = InstanceOf(HessianOperator)
+
+
+@validate_params({"H": _OPERATOR, "k": POSITIVE_INT, "which": Options(("both", "largest", "smallest")),
+                  "tol": NON_NEGATIVE, "seed": Seed()})
 def extreme_eigenvalues(H: HessianOperator, k: int = 1, which: str = "both", tol: float = 1e-10,
                         seed: int = 0) -> dict[str, np.ndarray]:
-    """The k largest ('LA') and/or k smallest ('SA') eigenvalues by Lanczos on H v; sorted increasingly."""
+    """The k largest ('LA') and/or k smallest ('SA') eigenvalues by Lanczos on H v; sorted increasingly. ``which``:
+    'both', 'largest' or 'smallest' (the keys of the result); ``seed`` an int, NumPy or torch Generator."""
     from scipy.sparse.linalg import eigsh
-    k = positive_int("k", k)
     if k >= H.dim:
         ev = torch.linalg.eigvalsh(H.dense()).cpu().numpy()
-        return {"smallest": ev[:k], "largest": ev[-k:]}
+        full = {"smallest": ev[:k], "largest": ev[-k:]}
+        return {key: v for key, v in full.items() if which in ("both", key)}
     v0 = np.random.default_rng(seed).standard_normal(H.dim)
     out = {}
     op = H.to_scipy()
@@ -156,6 +166,8 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, st
     return np.asarray(alpha), np.asarray(beta[: len(alpha) - 1])
 
 
+@validate_params({"H": _OPERATOR, "n_probe": POSITIVE_INT, "n_steps": POSITIVE_INT, "sigma": [None, POSITIVE],
+                  "grid": Interval(Integral, 2, None, "left"), "seed": Seed()})
 def spectral_density(H: HessianOperator, n_probe: int = 10, n_steps: int = 60, sigma: float | None = None,
                      grid: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Stochastic Lanczos quadrature: (grid, density) of the Hessian's eigenvalues, Gaussian-broadened by ``sigma``
@@ -163,7 +175,7 @@ def spectral_density(H: HessianOperator, n_probe: int = 10, n_steps: int = 60, s
     from scipy.linalg import eigh_tridiagonal
     g = torch.Generator(device="cpu").manual_seed(seed)
     nodes, weights = [], []
-    for _ in range(positive_int("n_probe", n_probe)):
+    for _ in range(n_probe):
         v = (torch.randint(0, 2, (H.dim,), generator=g) * 2 - 1).to(H.dtype).to(H.device)
         a, b = lanczos(H.matvec, v, min(n_steps, H.dim))
         theta, vec = eigh_tridiagonal(a, b) if len(a) > 1 else (a, np.ones((1, 1)))
@@ -214,6 +226,9 @@ def lambda_min_gradient(op: HessianOperator, v: torch.Tensor, eps: float) -> tor
     return (op.at(theta + eps * v).gradient() + op.at(theta - eps * v).gradient() - 2 * op.gradient()) / eps ** 2
 
 
+@validate_params({**_MODEL_PARAMS, "dense_limit": NON_NEGATIVE_INT, "n_directions": POSITIVE_INT,
+                  "delta": [None, POSITIVE], "n_ball": POSITIVE_INT, "refine": NON_NEGATIVE_INT, "seed": Seed(),
+                  "eig_tol": NON_NEGATIVE})
 def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
             param_filter: Callable | None = None, batch_size: int | None = None, dense_limit: int = 2000,
             n_directions: int = 8, delta: float | None = None, n_ball: int = 8, refine: int = 3, seed: int = 0,
@@ -266,7 +281,7 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
         ev = np.array([mu, L])
     scale = float(theta.norm()) or 1.0
     delta = delta or 1e-4 * scale
-    directions = [unit() for _ in range(positive_int("n_directions", n_directions))]
+    directions = [unit() for _ in range(n_directions)]
     if mu > 0:
         g3 = lambda_min_gradient(H, vmin, 1e-3 * scale)
         if float(g3.norm()) > 0:

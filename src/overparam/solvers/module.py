@@ -10,20 +10,27 @@ import torch
 from torch.func import functional_call
 
 from ..problems.shallow_net import batched_losses, single_loss
+from ..validation import (NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, Callable_, check, model_data,
+                          validate_params)
 from .gradient import armijo_step, minimize
 from .result import SolverResult
 
+_FIT_PARAMS = {"loss_fn": Callable_()}
 
+
+@validate_params(_FIT_PARAMS)
 def fit_module(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                inputs: torch.Tensor, targets: torch.Tensor, **kwargs: Any) -> SolverResult:
     """Full-batch minimization of ``loss_fn(model(inputs), targets)`` over the model's parameters.
 
-    ``kwargs`` go to :func:`~overparam.solvers.gradient.minimize` (lr, method, max_steps, stop, …); the model's
-    parameters are overwritten with the result's.
+    ``inputs``/``targets`` as :func:`~overparam.validation.model_data` takes them (NumPy, torch, sequences; in the
+    model's dtype). ``kwargs`` go to :func:`~overparam.solvers.gradient.minimize` (lr, method, max_steps, stop, …);
+    the model's parameters are overwritten with the result's.
     """
-    names = [n for n, _ in model.named_parameters()]
-    if not names:
+    if isinstance(model, torch.nn.Module) and not list(model.parameters()):
         raise ValueError("model: has no parameters to train")
+    inputs, targets = model_data(model, inputs, targets)
+    names = [n for n, _ in model.named_parameters()]
 
     def objective(ps):
         return loss_fn(functional_call(model, dict(zip(names, ps)), (inputs,)), targets)
@@ -47,12 +54,15 @@ def shifted_newton_direction(H: torch.Tensor, g: torch.Tensor, damping: float) -
     return -torch.linalg.solve(H + mu[..., None, None] * eye, g.unsqueeze(-1)).squeeze(-1)
 
 
+@validate_params({**_FIT_PARAMS, "grad_tol": NON_NEGATIVE, "max_steps": POSITIVE_INT, "damping": POSITIVE,
+                  "record": [None, Callable_()]})
 def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                   inputs: torch.Tensor, targets: torch.Tensor, *, grad_tol: float = 1e-10, max_steps: int = 200,
                   damping: float = 1e-8, line_search: bool = True, record: Callable | None = None) -> SolverResult:
     """Damped Newton on all parameters of a small model (dense Hessian by ``torch.func.hessian``): the direction of
     :func:`shifted_newton_direction`, backtracking line search (``line_search=False``: full steps, pure Newton where
     the Hessian is positive definite), stop on ‖∇L‖ ≤ grad_tol. Same loop as every other solver."""
+    inputs, targets = model_data(model, inputs, targets)
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for p in model.parameters()]
     sizes = [p.numel() for p in model.parameters()]
@@ -75,6 +85,8 @@ def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch
     return res
 
 
+@validate_params({"losses": Callable_(), "theta": Array(2, to="torch", keep_float32=True), "hessians": Callable_(),
+                  "grad_tol": NON_NEGATIVE, "max_steps": POSITIVE_INT, "damping": POSITIVE})
 def batched_damped_newton(losses: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
                           hessians: Callable[[torch.Tensor], torch.Tensor], *, grad_tol: float = 1e-10,
                           max_steps: int = 100, damping: float = 1e-10) -> SolverResult:
