@@ -271,7 +271,7 @@ class Array(Constraint):
         try:
             arr = np.asarray(value)
         except (ValueError, TypeError):
-            raise ValueError(f"{name}: must be {self.describe()}; a ragged or non-numeric sequence was given") from None
+            raise ValueError(f"{name}: must be {self.describe()} (got a ragged or non-numeric sequence)") from None
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise ValueError(f"{name}: must be {self.describe()} of numbers (got dtype {arr.dtype})")
         if np.iscomplexobj(arr):
@@ -353,7 +353,7 @@ def _check_finite(name: str, x: Any) -> None:
         bad = int((~np.isfinite(a)).sum())
     if bad:
         total = int(np.prod(tuple(x.shape)))
-        raise ValueError(f"{name}: contains NaN or inf ({bad} of {total} entries); must be finite")
+        raise ValueError(f"{name}: contains NaN or inf; must be finite (got {bad} of {total} entries non-finite)")
 
 
 def _as_constraints(spec: Any) -> list[Constraint]:
@@ -411,7 +411,7 @@ def model_data(model: torch.nn.Module, inputs: Any, targets: Any) -> tuple[torch
     check("model", model, InstanceOf(torch.nn.Module, what="torch.nn.Module"))
     p = next(model.parameters(), None)
     if p is None:
-        raise ValueError("model: has no parameters")
+        raise ValueError(f"model: has no parameters (got a {type(model).__name__} without any)")
     x = check("inputs", inputs, Array(to="torch", keep_float32=True))
     y = check("targets", targets, Array(to="torch", keep_float32=True, integers="keep", same_length_as="inputs"),
               {"inputs": x})

@@ -43,11 +43,12 @@ class HessianOperator:
                  param_filter: Callable[[str, torch.nn.Parameter], bool] | None = None,
                  batch_size: int | None = None):
         if isinstance(model, torch.nn.Module) and not list(model.parameters()):
-            raise ValueError("model: has no (selected) parameters")
+            raise ValueError(f"model: has no parameters (got a {type(model).__name__} without any)")
         inputs, targets = model_data(model, inputs, targets)
         named = [(n, p) for n, p in model.named_parameters() if param_filter is None or param_filter(n, p)]
         if not named:
-            raise ValueError("model: has no (selected) parameters")
+            raise ValueError("model: has no parameters that param_filter selects (got none of "
+                             f"{len(list(model.parameters()))})")
         self.model, self.loss_fn = model, loss_fn
         self.inputs, self.targets = inputs, targets
         self.names = [n for n, _ in named]

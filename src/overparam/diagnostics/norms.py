@@ -151,11 +151,12 @@ def linear_chain_balance(module: torch.nn.Module, rtol: float = 1e-3) -> FactorR
     the quantity gradient flow conserves for a deep linear network; and the effective rank of the product W_L⋯W_1."""
     layers = [m.weight.detach().double() for m in module.modules() if isinstance(m, torch.nn.Linear)]
     if len(layers) < 2:
-        raise ValueError(f"module: needs at least two nn.Linear layers, found {len(layers)}")
+        raise ValueError(f"module: needs at least two nn.Linear layers (got {len(layers)})")
     imbs, rels = [], []
     for i, W in enumerate(layers):
         if not bool(torch.isfinite(W).all()):
-            raise ValueError(f"module: nn.Linear layer {i} has NaN or inf weights; must be finite")
+            raise ValueError(f"module: contains NaN or inf in nn.Linear layer {i}; must be finite (got "
+                             f"{int((~torch.isfinite(W)).sum())} of {W.numel()} weights non-finite)")
     prod = layers[0]
     for W1, W2 in zip(layers, layers[1:]):
         if W2.shape[1] != W1.shape[0]:

@@ -106,7 +106,7 @@ def _classes(wb: torch.Tensor, candidates: list[int], symmetry: str, antiperiod:
     return classes
 
 
-@validate_params({"activation": [None, _ACT, InstanceOf(torch.nn.Module, what="activation module")],
+@validate_params({"activation": [None, _ACT, InstanceOf(torch.nn.Module, what="torch.nn.Module activation")],
                   "tol": POSITIVE})
 def find_redundancy(model: torch.nn.Sequential, activation: str | torch.nn.Module | None = None,
                     tol: float = 1e-4) -> RedundancyReport:
@@ -118,8 +118,10 @@ def find_redundancy(model: torch.nn.Sequential, activation: str | torch.nn.Modul
         raise ValueError("model: expected nn.Sequential(nn.Linear(d, m), activation, nn.Linear(m, 1)) (got "
                          f"{type(model).__name__})")
     for pname, prm in model.named_parameters():
-        if not bool(torch.isfinite(prm.detach()).all()):
-            raise ValueError(f"model: parameter {pname} contains NaN or inf; must be finite")
+        bad = int((~torch.isfinite(prm.detach())).sum())
+        if bad:
+            raise ValueError(f"model: contains NaN or inf in parameter {pname}; must be finite (got {bad} of "
+                             f"{prm.numel()} entries non-finite)")
     name = _activation_name(model, activation)
     act = ACTIVATIONS[name]
     W, b, a, c = get_params(model)

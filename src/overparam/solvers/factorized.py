@@ -122,7 +122,8 @@ def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g:
     if truth is not None:
         truth = tuple(t.to(op.device, y.dtype) for t in _factor_pair("truth", truth, (op.n1, op.n2), None))
         if k < truth[0].shape[1]:
-            raise ValueError(f"k: the factor width {k} is below the rank r = {truth[0].shape[1]} of the truth")
+            raise ValueError(f"k: the factor width {k} is below the rank r = {truth[0].shape[1]} of the truth; must be "
+                             f"≥ {truth[0].shape[1]} (got {k})")
     if init is not None:
         init = tuple(t.to(op.device, y.dtype) for t in _factor_pair("init", init, (op.n1, op.n2), k))
     mu = default_step(op, y) if mu is None else mu

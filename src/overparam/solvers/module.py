@@ -28,7 +28,7 @@ def fit_module(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Te
     the model's parameters are overwritten with the result's.
     """
     if isinstance(model, torch.nn.Module) and not list(model.parameters()):
-        raise ValueError("model: has no parameters to train")
+        raise ValueError(f"model: has no parameters to train (got a {type(model).__name__} without any)")
     inputs, targets = model_data(model, inputs, targets)
     names = [n for n, _ in model.named_parameters()]
 

@@ -104,8 +104,8 @@ def lambda_for_train_error_theory(spectrum, target_coefficients, sigma2: float, 
     spec = spectrum
     lo, hi = math.log(spec.min() * 1e-8), math.log(spec.sum() * 1e4)
     if f(lo) > 0 or f(hi) < 0:
-        raise ValueError(f"tau: {tau:.4g} is not attained by the deterministic equivalent on λ ∈ [{math.exp(lo):.3g}, "
-                         f"{math.exp(hi):.3g}]")
+        raise ValueError(f"tau: must be a training error the deterministic equivalent attains on λ ∈ "
+                         f"[{math.exp(lo):.3g}, {math.exp(hi):.3g}] (got {tau:.4g})")
     return math.exp(brentq(f, lo, hi, xtol=1e-12, maxiter=500))
 
 
