@@ -284,8 +284,9 @@ class Array(Constraint):
         floating = arr.is_floating_point() if is_t else np.issubdtype(arr.dtype, np.floating)
         if not floating and self.integers == "keep":
             return arr
-        f32 = arr.dtype == (torch.float32 if is_t else np.float32)
-        if f32 and self.keep_float32:
+        if arr.dtype == (torch.float64 if is_t else np.float64):
+            return arr
+        if self.keep_float32 and arr.dtype == (torch.float32 if is_t else np.float32):
             return arr
         return arr.to(torch.float64) if is_t else arr.astype(np.float64, copy=False)
 
@@ -298,7 +299,7 @@ class Array(Constraint):
                 raise ValueError(f"{name}: must be {_dims_text(self.ndim)} (got shape {shape})")
         if self.shape is not None:
             self._check_shape(name, shape, args)
-        if self.non_empty and int(np.prod(shape)) == 0:
+        if self.non_empty and math.prod(shape) == 0:
             raise ValueError(f"{name}: must not be empty (got shape {shape})")
         if self.same_length_as is not None and self.same_length_as in args:
             other = args[self.same_length_as]
@@ -343,16 +344,16 @@ class Array(Constraint):
 
 def _check_finite(name: str, x: Any) -> None:
     if isinstance(x, torch.Tensor):
-        if not (x.is_floating_point() or x.is_complex()):
+        if not (x.is_floating_point() or x.is_complex()) or bool(torch.isfinite(x).all()):
             return
         bad = int((~torch.isfinite(x)).sum())
     else:
         a = np.asarray(x)
-        if not np.issubdtype(a.dtype, np.inexact):
+        if not np.issubdtype(a.dtype, np.inexact) or np.isfinite(a).all():
             return
         bad = int((~np.isfinite(a)).sum())
     if bad:
-        total = int(np.prod(tuple(x.shape)))
+        total = math.prod(x.shape)
         raise ValueError(f"{name}: contains NaN or inf; must be finite (got {bad} of {total} entries non-finite)")
 
 

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from ..problems.matrix_sensing import SensingOperator
-from ..theory.sensing import imbalance, imbalance_bound_increment
+from ..theory.sensing import bound_increment, imbalance
 from ..validation import (NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, InstanceOf, Options, Seed, check, positive,
                           positive_int, validate_params)
 from .gradient import METHODS, minimize
@@ -137,7 +137,7 @@ def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g:
     acc = {"bound": float(torch.linalg.matrix_norm(imbalance(U0, V0), ord=2))}
 
     def on_step(t, ps, grads):
-        acc["bound"] += imbalance_bound_increment(grads[0], grads[1], mu)
+        acc["bound"] += bound_increment(grads[0], grads[1], mu)
 
     def record(ps):
         return {**rec(ps), "imbalance_bound": acc["bound"]}

@@ -24,6 +24,11 @@ _BOUND_PARAMS = {"eps0": NON_NEGATIVE, "M": NON_NEGATIVE, "l": POSITIVE}
 def step_bound(r, eps0, M: float, l: float) -> np.ndarray:
     """The bound on r_{t+1} given r_t ≥ 0 (vectorized over r and ε₀, broadcast); inf where M r_t ≥ l. ε₀, M ≥ 0,
     l > 0."""
+    return _bound(r, eps0, M, l)
+
+
+def _bound(r, eps0, M: float, l: float) -> np.ndarray:
+    """:func:`step_bound` without the checks at the door (the loop of :func:`iterations_to`)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 2 * (eps0 + M * r / (l - M * r)) * r
     return np.where(M * r < l, out, np.inf)
@@ -35,7 +40,7 @@ def iterations_to(eps: float, r0: float, eps0: float, M: float, l: float, max_it
     ``max_iter`` steps."""
     r, t = r0, 0
     while r > eps:
-        nr = float(step_bound(r, eps0, M, l))
+        nr = float(_bound(r, eps0, M, l))
         if not math.isfinite(nr) or nr >= r or t >= max_iter:
             return math.inf
         r, t = nr, t + 1

@@ -57,6 +57,11 @@ def imbalance_increment(U: torch.Tensor, V: torch.Tensor, E: torch.Tensor, mu: f
 def imbalance_bound_increment(EV: torch.Tensor, EtU: torch.Tensor, mu: float) -> float:
     """μ² max(‖EV‖²_op, ‖EᵀU‖²_op): the most one step can add to ‖Δ‖_op; EV (n1, k), EtU (n2, k)."""
     _same_width(EV, EtU, "EtU")
+    return bound_increment(EV, EtU, mu)
+
+
+def bound_increment(EV: torch.Tensor, EtU: torch.Tensor, mu: float) -> float:
+    """:func:`imbalance_bound_increment` without the checks at the door, for a solver's inner loop."""
     return mu**2 * max(float(torch.linalg.matrix_norm(EV, ord=2)) ** 2,
                        float(torch.linalg.matrix_norm(EtU, ord=2)) ** 2)
 
