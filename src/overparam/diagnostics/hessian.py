@@ -148,7 +148,7 @@ def extreme_eigenvalues(H: HessianOperator, k: int = 1, which: str = "both", tol
     return out
 
 
-def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, steps: int) -> tuple[np.ndarray, np.ndarray]:
+def _lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Lanczos with full reorthogonalization: the tridiagonal (alpha, beta) of ``steps`` steps from v0."""
     V = [v0 / v0.norm()]
     alpha, beta = [], []
@@ -178,7 +178,7 @@ def spectral_density(H: HessianOperator, n_probe: int = 10, n_steps: int = 60, s
     nodes, weights = [], []
     for _ in range(n_probe):
         v = (torch.randint(0, 2, (H.dim,), generator=g) * 2 - 1).to(H.dtype).to(H.device)
-        a, b = lanczos(H.matvec, v, min(n_steps, H.dim))
+        a, b = _lanczos(H.matvec, v, min(n_steps, H.dim))
         theta, vec = eigh_tridiagonal(a, b) if len(a) > 1 else (a, np.ones((1, 1)))
         nodes.append(theta)
         weights.append(vec[0] ** 2 / n_probe)
@@ -219,7 +219,7 @@ def _lambda_min_and_vector(op: HessianOperator, dense: torch.Tensor | None, tol:
     return float(ev[0]), torch.from_numpy(vec[:, 0]).to(op.dtype).to(op.device)
 
 
-def lambda_min_gradient(op: HessianOperator, v: torch.Tensor, eps: float) -> torch.Tensor:
+def _lambda_min_gradient(op: HessianOperator, v: torch.Tensor, eps: float) -> torch.Tensor:
     """∇_θ (vᵀ H(θ) v) = D³L(θ)[v, v, ·] by a central difference of gradients,
     (∇L(θ + εv) + ∇L(θ − εv) − 2∇L(θ)) / ε²: for a simple eigenvalue λ_min with unit eigenvector v, the gradient of
     λ_min(θ); its opposite is the direction in which strong convexity is lost fastest."""
@@ -238,7 +238,7 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
     model has ≤ ``dense_limit`` parameters, Lanczos extremes otherwise.
 
     M is estimated as the largest ‖H(θ + δu) − H(θ)‖₂/δ over ``n_directions`` random unit u and the direction
-    u* = −∇λ_min(θ)/‖∇λ_min(θ)‖ (:func:`lambda_min_gradient`), then refined for up to ``refine`` rounds by the secants
+    u* = −∇λ_min(θ)/‖∇λ_min(θ)‖ (:func:`_lambda_min_gradient`), then refined for up to ``refine`` rounds by the secants
     ‖H(θ') − H(θ)‖₂/r at points θ' = θ + r·u on the sphere of the current radius r = μ/(2M) (u* and ``n_ball`` random
     u): M grows to the largest secant seen, r shrinks, until no secant exceeds M. It remains an estimate from samples,
     not a bound. The ball check evaluates λ_min at those sphere points and at ``n_ball`` uniform points inside."""
@@ -284,7 +284,7 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
     delta = delta or 1e-4 * scale
     directions = [unit() for _ in range(n_directions)]
     if mu > 0:
-        g3 = lambda_min_gradient(H, vmin, 1e-3 * scale)
+        g3 = _lambda_min_gradient(H, vmin, 1e-3 * scale)
         if float(g3.norm()) > 0:
             directions.insert(0, -g3 / g3.norm())
     M = max(secant(u, delta)[0] for u in directions)

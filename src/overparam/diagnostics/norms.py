@@ -26,7 +26,7 @@ class NearInterpolatorWarning(UserWarning):
     """The model nearly interpolates its training data and its norm grows fast with n."""
 
 
-def parameter_norm2(model: Any) -> float:
+def _parameter_norm2(model: Any) -> float:
     """‖θ‖²: all parameters of a ``torch.nn.Module``, ``coef_`` of a scikit-learn estimator, or an array/tensor."""
     if isinstance(model, torch.nn.Module):
         return float(sum((p.detach().double() ** 2).sum() for p in model.parameters()))
@@ -92,7 +92,7 @@ def norm_growth(fit: Callable[[Any, Any], Any], X: Any, y: Any, sizes: Sequence[
     norms, errs = [], []
     for n in sizes:
         model = fit(Xp[:n], yp[:n])
-        norms.append(parameter_norm2(model))
+        norms.append(_parameter_norm2(model))
         pred = (predict or _predict)(model, Xp[:n])
         pred = pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred, dtype=float)
         errs.append(float(np.mean((pred.reshape(-1) - yn[:n]) ** 2)))

@@ -43,7 +43,7 @@ class PowerLawFit:
 
 
 @validate_params({"data": _DATA, "kind": _KIND})
-def spectrum_of(data, kind: str = "auto") -> np.ndarray:
+def _spectrum_of(data, kind: str = "auto") -> np.ndarray:
     """Eigenvalues in decreasing order. ``data``: a 1-D spectrum; a symmetric PSD matrix (covariance or kernel,
     ``kind='matrix'``); or a data matrix X (n, p) whose covariance XᵀX/n is meant (``kind='data'``). ``auto`` takes a
     square symmetric matrix as a matrix and anything else 2-D as data."""
@@ -76,7 +76,7 @@ def _thin(k_min: int, k_max: int, per_decade: int = 24) -> np.ndarray:
     return np.unique(np.round(np.geomspace(k_min, k_max, n)).astype(int))
 
 
-def choose_window(lam: np.ndarray, min_decades: float = 1.0, slack: float = 1.25) -> tuple[int, int]:
+def _choose_window(lam: np.ndarray, min_decades: float = 1.0, slack: float = 1.25) -> tuple[int, int]:
     """The fit window [k_min, k_max] (1-based) described in the module docstring."""
     K = int(np.sum(lam > lam[0] * 1e-14))
     if K < 10:
@@ -110,11 +110,11 @@ def _window(window, lam: np.ndarray) -> tuple[int, int]:
 @validate_params({"data": _DATA, "kind": _KIND, "n_boot": POSITIVE_INT, "seed": Seed(), "min_decades": POSITIVE})
 def powerlaw_exponent(data, kind: str = "auto", n_boot: int = 200, seed: int = 0, min_decades: float = 1.0,
                       window: tuple[int, int] | None = None) -> PowerLawFit:
-    """Fit λ_k ∝ k^−a to the spectrum of ``data`` (see :func:`spectrum_of`; NumPy, torch or sequences, computed in
+    """Fit λ_k ∝ k^−a to the spectrum of ``data`` (see :func:`_spectrum_of`; NumPy, torch or sequences, computed in
     float64); ``kind`` one of 'auto', 'matrix', 'data'; ``seed`` an int, NumPy or torch Generator; returns
     :class:`PowerLawFit`."""
-    lam = spectrum_of(data, kind)
-    k_min, k_max = _window(window, lam) if window is not None else choose_window(lam, min_decades)
+    lam = _spectrum_of(data, kind)
+    k_min, k_max = _window(window, lam) if window is not None else _choose_window(lam, min_decades)
     ks = _thin(k_min, k_max)
     a, rms, resid = _loglog_fit(ks.astype(float), lam[ks - 1])
     rng = np.random.default_rng(seed)
@@ -124,7 +124,7 @@ def powerlaw_exponent(data, kind: str = "auto", n_boot: int = 200, seed: int = 0
     for b in range(n_boot):
         if is_data:
             rows = rng.integers(0, x.shape[0], x.shape[0])
-            lb = spectrum_of(x[rows], "data")
+            lb = _spectrum_of(x[rows], "data")
             boot[b] = _loglog_fit(ks.astype(float), np.maximum(lb[ks - 1], 1e-300))[0]
         else:
             fitted = np.log(lam[ks - 1]) - resid

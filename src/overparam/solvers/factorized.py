@@ -33,7 +33,7 @@ def small_init(n1: int, n2: int, k: int, alpha: float, g: torch.Generator,
     return U, V
 
 
-def default_step(op: SensingOperator, y: torch.Tensor, step_scale: float = 0.25) -> float:
+def _default_step(op: SensingOperator, y: torch.Tensor, step_scale: float = 0.25) -> float:
     """μ = step_scale / ‖𝒜*(y)‖_op."""
     return step_scale / float(torch.linalg.matrix_norm(op.adjoint(y), ord=2))
 
@@ -47,7 +47,7 @@ def sensing_loss_and_grad(op: SensingOperator, y: torch.Tensor):
     return grad
 
 
-def factor_metrics(L: torch.Tensor | None, R: torch.Tensor | None, n_sv: int) -> Callable:
+def _factor_metrics(L: torch.Tensor | None, R: torch.Tensor | None, n_sv: int) -> Callable:
     """A recorder of (U, V): relative test error ‖UVᵀ − LRᵀ‖_F/‖LRᵀ‖_F, imbalance ‖UᵀU − VᵀV‖_op, the top
     ``n_sv`` singular values of UVᵀ, and the largest principal angle (radians) between the top-r column/row spaces
     of UVᵀ and those of X* = LRᵀ. Uses k×k and r×k products only (UVᵀ is never formed)."""
@@ -126,10 +126,10 @@ def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g:
                              f"≥ {truth[0].shape[1]} (got {k})")
     if init is not None:
         init = tuple(t.to(op.device, y.dtype) for t in _factor_pair("init", init, (op.n1, op.n2), k))
-    mu = default_step(op, y) if mu is None else mu
+    mu = _default_step(op, y) if mu is None else mu
     U0, V0 = init if init is not None else small_init(op.n1, op.n2, k, alpha, g, y.dtype)
     r = truth[0].shape[1] if truth is not None else k
-    rec = factor_metrics(*(truth or (None, None)), n_sv or min(r + 1, k))
+    rec = _factor_metrics(*(truth or (None, None)), n_sv or min(r + 1, k))
     thresh = stop_rel_loss * 0.5 * float(y @ y)
     stop = (lambda t, loss, ps: loss <= thresh) if stop_rel_loss > 0 else None
     # the a-posteriori imbalance bound of theory.sensing: ‖Δ_0‖ + μ² Σ_{s<t} max(‖E_sV_s‖², ‖E_sᵀU_s‖²),
@@ -195,7 +195,7 @@ def plateau_status(res: SolverResult, key: str = "test_error", window: float = 0
                    atol: float = 1e-7) -> str:
     """A fixed-budget run's status as a string: "diverged" as the solver said; "converged" when it stopped on its
     criterion or when the recorded ``key`` moved by at most rtol·|h_end| + atol over the last ``window`` fraction of
-    the history (it reached its plateau; atol ≈ 7√ε covers the resolution of :func:`factor_metrics`' test error, a
+    the history (it reached its plateau; atol ≈ 7√ε covers the resolution of :func:`_factor_metrics`' test error, a
     difference of traces resolved to a few √ε); "max_steps" otherwise."""
     if res.status == "diverged" or res.converged:
         return "diverged" if res.status == "diverged" else "converged"

@@ -42,7 +42,7 @@ def fit_module(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Te
     return res
 
 
-def shifted_newton_direction(H: torch.Tensor, g: torch.Tensor, damping: float) -> torch.Tensor:
+def _shifted_newton_direction(H: torch.Tensor, g: torch.Tensor, damping: float) -> torch.Tensor:
     """d = −(H + μI)⁻¹g for Hessians H (..., P, P) and gradients g (..., P), with μ = −λ_min(H) + damping·max|H|
     wherever λ_min ≤ damping·max|H| (so d is a descent direction away from a minimizer) and μ = 0 elsewhere (exact
     Newton)."""
@@ -60,7 +60,7 @@ def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch
                   inputs: torch.Tensor, targets: torch.Tensor, *, grad_tol: float = 1e-10, max_steps: int = 200,
                   damping: float = 1e-8, line_search: bool = True, record: Callable | None = None) -> SolverResult:
     """Damped Newton on all parameters of a small model (dense Hessian by ``torch.func.hessian``): the direction of
-    :func:`shifted_newton_direction`, backtracking line search (``line_search=False``: full steps, pure Newton where
+    :func:`_shifted_newton_direction`, backtracking line search (``line_search=False``: full steps, pure Newton where
     the Hessian is positive definite), stop on ‖∇L‖ ≤ grad_tol. Same loop as every other solver."""
     inputs, targets = model_data(model, inputs, targets)
     names = [n for n, _ in model.named_parameters()]
@@ -74,7 +74,7 @@ def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch
         return loss_fn(functional_call(model, unflat(t), (inputs,)), targets)
 
     def direction(ps, gs):
-        return [shifted_newton_direction(torch.func.hessian(f)(ps[0]), gs[0], damping)]
+        return [_shifted_newton_direction(torch.func.hessian(f)(ps[0]), gs[0], damping)]
 
     theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     res = minimize(lambda ps: f(ps[0]), [theta], lr=1.0, max_steps=max_steps, grad_tol=grad_tol,
@@ -91,7 +91,7 @@ def batched_damped_newton(losses: Callable[[torch.Tensor], torch.Tensor], theta:
                           hessians: Callable[[torch.Tensor], torch.Tensor], *, grad_tol: float = 1e-10,
                           max_steps: int = 100, damping: float = 1e-10) -> SolverResult:
     """Damped Newton on B independent problems at once: parameters (B, P), ``losses(theta) -> (B,)``,
-    ``hessians(theta) -> (B, P, P)``. Each problem takes d_b = −(H_b + μ_b I)⁻¹g_b (:func:`shifted_newton_direction`)
+    ``hessians(theta) -> (B, P, P)``. Each problem takes d_b = −(H_b + μ_b I)⁻¹g_b (:func:`_shifted_newton_direction`)
     and its own backtracking (Armijo, to float64 resolution); the run stops when every ‖g_b‖ ≤ grad_tol.
     The one loop of :func:`~overparam.solvers.gradient.minimize` runs it (the loss it sees is Σ_b L_b, whose gradient
     holds each g_b). ``history['grad_norm_max']`` is max_b ‖g_b‖ per step."""
@@ -99,7 +99,7 @@ def batched_damped_newton(losses: Callable[[torch.Tensor], torch.Tensor], theta:
 
     def direction(ps, gs):
         th, g = ps[0], gs[0]
-        d = shifted_newton_direction(hessians(th), g, damping)
+        d = _shifted_newton_direction(hessians(th), g, damping)
         step, _ = armijo_step(lambda t: losses(th + t[:, None] * d), losses(th), (g * d).sum(-1))
         return [step[:, None] * d]
 
