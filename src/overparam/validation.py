@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-__all__ = ["validate_params", "check", "Interval", "Options", "Array", "Seed", "InstanceOf", "Callable_",
+__all__ = ["validate_params", "check", "Interval", "Options", "Array", "Seed", "InstanceOf", "IsCallable",
            "positive", "positive_int", "in_range", "finite_array", "choice", "model_data", "Integral", "Real",
            "POSITIVE", "NON_NEGATIVE", "POSITIVE_INT", "NON_NEGATIVE_INT"]
 
@@ -183,7 +183,7 @@ class InstanceOf(Constraint):
         return value
 
 
-class Callable_(Constraint):
+class IsCallable(Constraint):
     """A callable."""
 
     def describe(self) -> str:

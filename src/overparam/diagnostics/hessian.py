@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from ..validation import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Callable_, InstanceOf, Integral,
+from ..validation import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, IsCallable, InstanceOf, Integral,
                           Interval, Options, Seed, model_data, validate_params)
 
 #: what every entry point on a model takes besides the model and data (checked by :func:`model_data`)
-_MODEL_PARAMS = {"loss_fn": Callable_(), "param_filter": [None, Callable_()], "batch_size": [None, POSITIVE_INT]}
+_MODEL_PARAMS = {"loss_fn": IsCallable(), "param_filter": [None, IsCallable()], "batch_size": [None, POSITIVE_INT]}
 
 
 class HessianOperator:

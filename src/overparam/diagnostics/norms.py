@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..analysis import loglog_slope
-from ..validation import (NON_NEGATIVE, POSITIVE_INT, Array, Callable_, InstanceOf, Interval, Real, Seed, check,
+from ..validation import (NON_NEGATIVE, POSITIVE_INT, Array, IsCallable, InstanceOf, Interval, Real, Seed, check,
                           validate_params)
 
 _RTOL = Interval(Real, 0, 1, closed="left")
@@ -60,8 +60,8 @@ class NormGrowth:
     near_interpolator: bool  # nearly interpolates and b > fast_exponent
 
 
-@validate_params({"fit": Callable_(), "X": Array(2, keep_float32=True), "y": Array(1, keep_float32=True, shape=("X",)),
-                  "sizes": Array(1), "seed": Seed(), "predict": [None, Callable_()], "interp_tol": NON_NEGATIVE,
+@validate_params({"fit": IsCallable(), "X": Array(2, keep_float32=True), "y": Array(1, keep_float32=True, shape=("X",)),
+                  "sizes": Array(1), "seed": Seed(), "predict": [None, IsCallable()], "interp_tol": NON_NEGATIVE,
                   "fast_exponent": Interval(Real, None, None)})
 def norm_growth(fit: Callable[[Any, Any], Any], X: Any, y: Any, sizes: Sequence[int], seed: int = 0,
                 predict: Callable[[Any, Any], Any] | None = None, interp_tol: float = 0.2,

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..validation import (NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, Callable_, Integral, Interval, Options, Real,
+from ..validation import (NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, IsCallable, Integral, Interval, Options, Real,
                           check, validate_params)
 from .result import SolverResult
 
@@ -33,7 +33,7 @@ def _params(params) -> list[torch.Tensor]:
     return [check(f"params[{i}]", p, Array(to="torch", keep_float32=True)) for i, p in enumerate(params)]
 
 
-@validate_params({"loss_at": Callable_(), "start": POSITIVE, "c": Interval(Real, 0, 1), "shrink": Interval(Real, 0, 1),
+@validate_params({"loss_at": IsCallable(), "start": POSITIVE, "c": Interval(Real, 0, 1), "shrink": Interval(Real, 0, 1),
                   "max_halvings": Interval(Integral, 0, None, "left")})
 def armijo_step(loss_at: Callable[[torch.Tensor], torch.Tensor], L0: torch.Tensor, slope: torch.Tensor, *,
                 start: float = 1.0, c: float = 1e-4, shrink: float = 0.5,
@@ -62,10 +62,10 @@ def armijo_step(loss_at: Callable[[torch.Tensor], torch.Tensor], L0: torch.Tenso
     return step, ok
 
 
-@validate_params({"objective": Callable_(), "lr": POSITIVE, "method": Options(METHODS), "max_steps": POSITIVE_INT,
+@validate_params({"objective": IsCallable(), "lr": POSITIVE, "method": Options(METHODS), "max_steps": POSITIVE_INT,
                   "grad_tol": NON_NEGATIVE, "momentum": _UNIT, "record_every": POSITIVE_INT,
                   "divergence_factor": POSITIVE, "adam_eps": POSITIVE,
-                  **{k: [None, Callable_()] for k in ("record", "stop", "grad", "on_step", "direction")}})
+                  **{k: [None, IsCallable()] for k in ("record", "stop", "grad", "on_step", "direction")}})
 def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params: Sequence[torch.Tensor], *,
              lr: float, method: str = "gd", max_steps: int = 1000, grad_tol: float = 0.0, momentum: float = 0.9,
              record: Callable[[Sequence[torch.Tensor]], dict[str, float]] | None = None, record_every: int = 1,

@@ -10,12 +10,12 @@ import torch
 from torch.func import functional_call
 
 from ..problems.shallow_net import batched_losses, single_loss
-from ..validation import (NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, Callable_, check, model_data,
+from ..validation import (NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, IsCallable, check, model_data,
                           validate_params)
 from .gradient import armijo_step, minimize
 from .result import SolverResult
 
-_FIT_PARAMS = {"loss_fn": Callable_()}
+_FIT_PARAMS = {"loss_fn": IsCallable()}
 
 
 @validate_params(_FIT_PARAMS)
@@ -55,7 +55,7 @@ def _shifted_newton_direction(H: torch.Tensor, g: torch.Tensor, damping: float) 
 
 
 @validate_params({**_FIT_PARAMS, "grad_tol": NON_NEGATIVE, "max_steps": POSITIVE_INT, "damping": POSITIVE,
-                  "record": [None, Callable_()]})
+                  "record": [None, IsCallable()]})
 def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                   inputs: torch.Tensor, targets: torch.Tensor, *, grad_tol: float = 1e-10, max_steps: int = 200,
                   damping: float = 1e-8, line_search: bool = True, record: Callable | None = None) -> SolverResult:
@@ -85,7 +85,7 @@ def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch
     return res
 
 
-@validate_params({"losses": Callable_(), "theta": Array(2, to="torch", keep_float32=True), "hessians": Callable_(),
+@validate_params({"losses": IsCallable(), "theta": Array(2, to="torch", keep_float32=True), "hessians": IsCallable(),
                   "grad_tol": NON_NEGATIVE, "max_steps": POSITIVE_INT, "damping": POSITIVE})
 def batched_damped_newton(losses: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
                           hessians: Callable[[torch.Tensor], torch.Tensor], *, grad_tol: float = 1e-10,
