@@ -74,6 +74,10 @@ class RidgePath:
     @validate_params({"lam": _LAMS})
     def train_error(self, lam: float | np.ndarray) -> np.ndarray | float:
         """(1/n)‖Xβ_λ − y‖² for a scalar or an array of λ ≥ 0 (vectorized)."""
+        return self._train_error(lam)
+
+    def _train_error(self, lam: float | np.ndarray) -> np.ndarray | float:
+        """:meth:`train_error` without the checks at the door (the root-finder's many calls)."""
         lam_t = torch.as_tensor(np.atleast_1d(lam), dtype=self.s.dtype, device=self.s.device)
         s2 = self.s**2
         f = 1.0 / (1.0 + s2 / (self.n * lam_t[:, None]))  # nλ/(s² + nλ), also at λ = 0 and λ = ∞
@@ -102,7 +106,7 @@ class RidgePath:
         Edge values: τ = train(0⁺) gives 0.0 (the minimum-norm interpolator); τ = ‖y‖²/n gives ``inf`` (β = 0).
         ``ValueError`` naming ``tau`` outside [train(0⁺), ‖y‖²/n].
         """
-        return lambda_for_target(self.train_error, tau, self.train_error_bounds, self.s, self.n, xtol)
+        return lambda_for_target(self._train_error, tau, self.train_error_bounds, self.s, self.n, xtol)
 
 
 def thin_svd(X: torch.Tensor, rtol: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
