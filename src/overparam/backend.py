@@ -48,7 +48,10 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """
     if device is None:
         return torch.device("cpu")
-    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    try:
+        dev = torch.device(device) if not isinstance(device, torch.device) else device
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device: must be one of {', '.join(DEVICES)} (got {device!r})") from None
     if dev.type not in DEVICES:
         raise ValueError(f"device: must be one of {', '.join(DEVICES)} (got {str(device)!r})")
     if dev.type == "cuda" and not cuda_available():

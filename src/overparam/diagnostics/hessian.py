@@ -24,7 +24,11 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from ..validation import finite_array, positive, positive_int
+from ..validation import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, IsCallable, InstanceOf, Integral,
+                          Interval, Options, Seed, model_data, validate_params)
+
+#: what every entry point on a model takes besides the model and data (checked by :func:`model_data`)
+_MODEL_PARAMS = {"loss_fn": IsCallable(), "param_filter": [None, IsCallable()], "batch_size": [None, POSITIVE_INT]}
 
 
 class HessianOperator:
@@ -34,16 +38,17 @@ class HessianOperator:
     parameters, in ``named_parameters`` order. Runs on the parameters' device and dtype.
     """
 
+    @validate_params(_MODEL_PARAMS)
     def __init__(self, model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor,
                  param_filter: Callable[[str, torch.nn.Parameter], bool] | None = None,
                  batch_size: int | None = None):
+        if isinstance(model, torch.nn.Module) and not list(model.parameters()):
+            raise ValueError(f"model: has no parameters (got a {type(model).__name__} without any)")
+        inputs, targets = model_data(model, inputs, targets)
         named = [(n, p) for n, p in model.named_parameters() if param_filter is None or param_filter(n, p)]
         if not named:
-            raise ValueError("model: has no (selected) parameters")
-        finite_array("inputs", inputs)
-        finite_array("targets", targets)
-        if len(inputs) != len(targets):
-            raise ValueError(f"targets: {len(targets)} rows but inputs has {len(inputs)}")
+            raise ValueError("model: has no parameters that param_filter selects (got none of "
+                             f"{len(list(model.parameters()))})")
         self.model, self.loss_fn = model, loss_fn
         self.inputs, self.targets = inputs, targets
         self.names = [n for n, _ in named]
@@ -52,7 +57,7 @@ class HessianOperator:
         self.dim = sum(self.sizes)
         self.shape = (self.dim, self.dim)
         self.dtype, self.device = self.params[0].dtype, self.params[0].device
-        self.batch_size = positive_int("batch_size", batch_size) if batch_size else len(inputs)
+        self.batch_size = batch_size or len(inputs)
         probe = self._loss(self.params, inputs[: min(2, len(inputs))], targets[: min(2, len(targets))])
         if probe.ndim != 0:
             raise ValueError(f"loss_fn: must return a scalar, got shape {tuple(probe.shape)}")
@@ -119,14 +124,20 @@ class HessianOperator:
                               matvec=lambda v: self.matvec(torch.from_numpy(np.asarray(v).ravel())).cpu().double().numpy())
 
 
+_OPERATOR = InstanceOf(HessianOperator)
+
+
+@validate_params({"H": _OPERATOR, "k": POSITIVE_INT, "which": Options(("both", "largest", "smallest")),
+                  "tol": NON_NEGATIVE, "seed": Seed()})
 def extreme_eigenvalues(H: HessianOperator, k: int = 1, which: str = "both", tol: float = 1e-10,
                         seed: int = 0) -> dict[str, np.ndarray]:
-    """The k largest ('LA') and/or k smallest ('SA') eigenvalues by Lanczos on H v; sorted increasingly."""
+    """The k largest ('LA') and/or k smallest ('SA') eigenvalues by Lanczos on H v; sorted increasingly. ``which``:
+    'both', 'largest' or 'smallest' (the keys of the result); ``seed`` an int, NumPy or torch Generator."""
     from scipy.sparse.linalg import eigsh
-    k = positive_int("k", k)
     if k >= H.dim:
         ev = torch.linalg.eigvalsh(H.dense()).cpu().numpy()
-        return {"smallest": ev[:k], "largest": ev[-k:]}
+        full = {"smallest": ev[:k], "largest": ev[-k:]}
+        return {key: v for key, v in full.items() if which in ("both", key)}
     v0 = np.random.default_rng(seed).standard_normal(H.dim)
     out = {}
     op = H.to_scipy()
@@ -137,7 +148,7 @@ def extreme_eigenvalues(H: HessianOperator, k: int = 1, which: str = "both", tol
     return out
 
 
-def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, steps: int) -> tuple[np.ndarray, np.ndarray]:
+def _lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Lanczos with full reorthogonalization: the tridiagonal (alpha, beta) of ``steps`` steps from v0."""
     V = [v0 / v0.norm()]
     alpha, beta = [], []
@@ -156,6 +167,8 @@ def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, st
     return np.asarray(alpha), np.asarray(beta[: len(alpha) - 1])
 
 
+@validate_params({"H": _OPERATOR, "n_probe": POSITIVE_INT, "n_steps": POSITIVE_INT, "sigma": [None, POSITIVE],
+                  "grid": Interval(Integral, 2, None, "left"), "seed": Seed()})
 def spectral_density(H: HessianOperator, n_probe: int = 10, n_steps: int = 60, sigma: float | None = None,
                      grid: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Stochastic Lanczos quadrature: (grid, density) of the Hessian's eigenvalues, Gaussian-broadened by ``sigma``
@@ -163,9 +176,9 @@ def spectral_density(H: HessianOperator, n_probe: int = 10, n_steps: int = 60, s
     from scipy.linalg import eigh_tridiagonal
     g = torch.Generator(device="cpu").manual_seed(seed)
     nodes, weights = [], []
-    for _ in range(positive_int("n_probe", n_probe)):
+    for _ in range(n_probe):
         v = (torch.randint(0, 2, (H.dim,), generator=g) * 2 - 1).to(H.dtype).to(H.device)
-        a, b = lanczos(H.matvec, v, min(n_steps, H.dim))
+        a, b = _lanczos(H.matvec, v, min(n_steps, H.dim))
         theta, vec = eigh_tridiagonal(a, b) if len(a) > 1 else (a, np.ones((1, 1)))
         nodes.append(theta)
         weights.append(vec[0] ** 2 / n_probe)
@@ -206,7 +219,7 @@ def _lambda_min_and_vector(op: HessianOperator, dense: torch.Tensor | None, tol:
     return float(ev[0]), torch.from_numpy(vec[:, 0]).to(op.dtype).to(op.device)
 
 
-def lambda_min_gradient(op: HessianOperator, v: torch.Tensor, eps: float) -> torch.Tensor:
+def _lambda_min_gradient(op: HessianOperator, v: torch.Tensor, eps: float) -> torch.Tensor:
     """∇_θ (vᵀ H(θ) v) = D³L(θ)[v, v, ·] by a central difference of gradients,
     (∇L(θ + εv) + ∇L(θ − εv) − 2∇L(θ)) / ε²: for a simple eigenvalue λ_min with unit eigenvector v, the gradient of
     λ_min(θ); its opposite is the direction in which strong convexity is lost fastest."""
@@ -214,6 +227,9 @@ def lambda_min_gradient(op: HessianOperator, v: torch.Tensor, eps: float) -> tor
     return (op.at(theta + eps * v).gradient() + op.at(theta - eps * v).gradient() - 2 * op.gradient()) / eps ** 2
 
 
+@validate_params({**_MODEL_PARAMS, "dense_limit": NON_NEGATIVE_INT, "n_directions": POSITIVE_INT,
+                  "delta": [None, POSITIVE], "n_ball": POSITIVE_INT, "refine": NON_NEGATIVE_INT, "seed": Seed(),
+                  "eig_tol": NON_NEGATIVE})
 def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
             param_filter: Callable | None = None, batch_size: int | None = None, dense_limit: int = 2000,
             n_directions: int = 8, delta: float | None = None, n_ball: int = 8, refine: int = 3, seed: int = 0,
@@ -222,7 +238,7 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
     model has ≤ ``dense_limit`` parameters, Lanczos extremes otherwise.
 
     M is estimated as the largest ‖H(θ + δu) − H(θ)‖₂/δ over ``n_directions`` random unit u and the direction
-    u* = −∇λ_min(θ)/‖∇λ_min(θ)‖ (:func:`lambda_min_gradient`), then refined for up to ``refine`` rounds by the secants
+    u* = −∇λ_min(θ)/‖∇λ_min(θ)‖ (:func:`_lambda_min_gradient`), then refined for up to ``refine`` rounds by the secants
     ‖H(θ') − H(θ)‖₂/r at points θ' = θ + r·u on the sphere of the current radius r = μ/(2M) (u* and ``n_ball`` random
     u): M grows to the largest secant seen, r shrinks, until no secant exceeds M. It remains an estimate from samples,
     not a bound. The ball check evaluates λ_min at those sphere points and at ``n_ball`` uniform points inside."""
@@ -266,9 +282,9 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
         ev = np.array([mu, L])
     scale = float(theta.norm()) or 1.0
     delta = delta or 1e-4 * scale
-    directions = [unit() for _ in range(positive_int("n_directions", n_directions))]
+    directions = [unit() for _ in range(n_directions)]
     if mu > 0:
-        g3 = lambda_min_gradient(H, vmin, 1e-3 * scale)
+        g3 = _lambda_min_gradient(H, vmin, 1e-3 * scale)
         if float(g3.norm()) > 0:
             directions.insert(0, -g3 / g3.norm())
     M = max(secant(u, delta)[0] for u in directions)

@@ -16,14 +16,17 @@ import numpy as np
 import torch
 
 from ..analysis import loglog_slope
-from ..validation import finite_array, positive_int
+from ..validation import (NON_NEGATIVE, POSITIVE_INT, Array, IsCallable, InstanceOf, Interval, Real, Seed, check,
+                          validate_params)
+
+_RTOL = Interval(Real, 0, 1, closed="left")
 
 
 class NearInterpolatorWarning(UserWarning):
     """The model nearly interpolates its training data and its norm grows fast with n."""
 
 
-def parameter_norm2(model: Any) -> float:
+def _parameter_norm2(model: Any) -> float:
     """‖θ‖²: all parameters of a ``torch.nn.Module``, ``coef_`` of a scikit-learn estimator, or an array/tensor."""
     if isinstance(model, torch.nn.Module):
         return float(sum((p.detach().double() ** 2).sum() for p in model.parameters()))
@@ -57,6 +60,9 @@ class NormGrowth:
     near_interpolator: bool  # nearly interpolates and b > fast_exponent
 
 
+@validate_params({"fit": IsCallable(), "X": Array(2, keep_float32=True), "y": Array(1, keep_float32=True, shape=("X",)),
+                  "sizes": Array(1), "seed": Seed(), "predict": [None, IsCallable()], "interp_tol": NON_NEGATIVE,
+                  "fast_exponent": Interval(Real, None, None)})
 def norm_growth(fit: Callable[[Any, Any], Any], X: Any, y: Any, sizes: Sequence[int], seed: int = 0,
                 predict: Callable[[Any, Any], Any] | None = None, interp_tol: float = 0.2,
                 fast_exponent: float = 1.0) -> NormGrowth:
@@ -64,18 +70,21 @@ def norm_growth(fit: Callable[[Any, Any], Any], X: Any, y: Any, sizes: Sequence[
 
     ``fit`` returns a torch module, a scikit-learn estimator or a coefficient vector; ``predict(model, X)`` defaults
     to calling the module, ``.predict``, or X @ β. Warns :class:`NearInterpolatorWarning` when the model nearly
-    interpolates and its norm grows faster than n^``fast_exponent``.
+    interpolates and its norm grows faster than n^``fast_exponent``. X (n, p) and y (n,) are handed to ``fit`` as
+    given (NumPy, or torch on its device; sequences become NumPy arrays; y follows X's kind).
     """
     n_all = len(y)
-    sizes = sorted({positive_int("sizes", s) for s in sizes})
+    sizes = sorted({check("sizes", s, POSITIVE_INT) for s in sizes.tolist()})
     if len(sizes) < 2:
-        raise ValueError("sizes: give at least two subsample sizes")
+        raise ValueError(f"sizes: must hold at least two distinct subsample sizes (got {sizes})")
     if sizes[-1] > n_all:
         raise ValueError(f"sizes: largest size {sizes[-1]} exceeds the {n_all} rows of X")
-    if len(X) != n_all:
-        raise ValueError(f"y: has {n_all} rows but X has {len(X)}")
-    finite_array("X", X)
-    finite_array("y", y)
+    if isinstance(X, torch.Tensor) and not isinstance(y, torch.Tensor):
+        y = torch.as_tensor(y, device=X.device)
+    elif not isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor):
+        y = y.cpu().numpy()
+    elif isinstance(X, torch.Tensor) and y.device != X.device:
+        raise ValueError(f"y: must be on X's device {X.device} (got {y.device})")
     perm = np.random.default_rng(seed).permutation(n_all)
     idx_t = torch.as_tensor(perm) if isinstance(X, torch.Tensor) else perm
     Xp, yp = X[idx_t], y[idx_t]
@@ -83,7 +92,7 @@ def norm_growth(fit: Callable[[Any, Any], Any], X: Any, y: Any, sizes: Sequence[
     norms, errs = [], []
     for n in sizes:
         model = fit(Xp[:n], yp[:n])
-        norms.append(parameter_norm2(model))
+        norms.append(_parameter_norm2(model))
         pred = (predict or _predict)(model, Xp[:n])
         pred = pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else np.asarray(pred, dtype=float)
         errs.append(float(np.mean((pred.reshape(-1) - yn[:n]) ** 2)))
@@ -110,10 +119,10 @@ class FactorReport:
     entropy_rank: float  # exp of the entropy of σ_i/Σσ (Roy & Vetterli's effective rank)
 
 
+@validate_params({"M": Array(2, to="torch"), "rtol": _RTOL})
 def effective_rank(M: Any, rtol: float = 1e-3) -> tuple[np.ndarray, float, int, float]:
-    """(singular values, stable rank, count above rtol·σ_max, entropy effective rank) of a matrix."""
-    t = M.detach().double() if isinstance(M, torch.Tensor) else torch.as_tensor(np.asarray(M, dtype=float))
-    finite_array("M", t)
+    """(singular values, stable rank, count above rtol·σ_max, entropy effective rank) of a matrix (float64)."""
+    t = M
     s = torch.linalg.svdvals(t).cpu().numpy()
     if s[0] == 0:
         return s, 0.0, 0, 0.0
@@ -122,11 +131,12 @@ def effective_rank(M: Any, rtol: float = 1e-3) -> tuple[np.ndarray, float, int, 
     return s, float((s**2).sum() / s[0] ** 2), int((s > rtol * s[0]).sum()), float(np.exp(-(p * np.log(p)).sum()))
 
 
+@validate_params({"U": Array(2, to="torch"), "V": Array(2, to="torch"), "rtol": _RTOL})
 def factor_balance(U: Any, V: Any, rtol: float = 1e-3) -> FactorReport:
-    """Balance ‖UᵀU − VᵀV‖_op and effective rank of UVᵀ for factors U (n1, k), V (n2, k) — e.g. LoRA's B and Aᵀ."""
-    U = U.detach().double() if isinstance(U, torch.Tensor) else torch.as_tensor(np.asarray(U, dtype=float))
-    V = V.detach().double() if isinstance(V, torch.Tensor) else torch.as_tensor(np.asarray(V, dtype=float))
-    if U.ndim != 2 or V.ndim != 2 or U.shape[1] != V.shape[1]:
+    """Balance ‖UᵀU − VᵀV‖_op and effective rank of UVᵀ for factors U (n1, k), V (n2, k) — e.g. LoRA's B and Aᵀ
+    (NumPy, torch or sequences; float64)."""
+    V = V.to(U.device)
+    if U.shape[1] != V.shape[1]:
         raise ValueError(f"V: factors must be (n1, k) and (n2, k) with the same k; got {tuple(U.shape)}, "
                          f"{tuple(V.shape)}")
     imb = float(torch.linalg.matrix_norm(U.T @ U - V.T @ V, ord=2))
@@ -135,13 +145,18 @@ def factor_balance(U: Any, V: Any, rtol: float = 1e-3) -> FactorReport:
     return FactorReport([imb], [imb / scale], s, stable, eff, ent)
 
 
+@validate_params({"module": InstanceOf(torch.nn.Module, what="torch.nn.Module"), "rtol": _RTOL})
 def linear_chain_balance(module: torch.nn.Module, rtol: float = 1e-3) -> FactorReport:
     """Balance of each adjacent pair of ``nn.Linear`` layers (in order) of ``module``: ‖W_{i+1}ᵀW_{i+1} − W_iW_iᵀ‖_op,
     the quantity gradient flow conserves for a deep linear network; and the effective rank of the product W_L⋯W_1."""
     layers = [m.weight.detach().double() for m in module.modules() if isinstance(m, torch.nn.Linear)]
     if len(layers) < 2:
-        raise ValueError(f"module: needs at least two nn.Linear layers, found {len(layers)}")
+        raise ValueError(f"module: needs at least two nn.Linear layers (got {len(layers)})")
     imbs, rels = [], []
+    for i, W in enumerate(layers):
+        if not bool(torch.isfinite(W).all()):
+            raise ValueError(f"module: contains NaN or inf in nn.Linear layer {i}; must be finite (got "
+                             f"{int((~torch.isfinite(W)).sum())} of {W.numel()} weights non-finite)")
     prod = layers[0]
     for W1, W2 in zip(layers, layers[1:]):
         if W2.shape[1] != W1.shape[0]:

@@ -33,8 +33,18 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..problems.shallow_net import (ACTIVATIONS, activation as get_activation, get_params, pack, set_params,
+from ..problems.shallow_net import (ACTIVATIONS, activation as get_activation, get_params, n_params, pack, set_params,
                                     shallow_net, unpack)
+from ..validation import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, InstanceOf, Options, validate_params
+
+_ACT = Options(tuple(ACTIVATIONS))
+_THETA = Array(1, to="torch", keep_float32=True)
+
+
+def _check_theta(theta: torch.Tensor, d: int, m: int) -> None:
+    if theta.shape[0] != n_params(d, m):
+        raise ValueError(f"theta: must have m·d + 2m + 1 = {n_params(d, m)} entries for d = {d}, m = {m} "
+                         f"(got {theta.shape[0]})")
 
 
 @dataclass
@@ -96,6 +106,8 @@ def _classes(wb: torch.Tensor, candidates: list[int], symmetry: str, antiperiod:
     return classes
 
 
+@validate_params({"activation": [None, _ACT, InstanceOf(torch.nn.Module, what="torch.nn.Module activation")],
+                  "tol": POSITIVE})
 def find_redundancy(model: torch.nn.Sequential, activation: str | torch.nn.Module | None = None,
                     tol: float = 1e-4) -> RedundancyReport:
     """Redundant neurons of ``nn.Sequential(nn.Linear(d, m), σ, nn.Linear(m, 1))`` (module docstring); ``tol`` is
@@ -103,7 +115,13 @@ def find_redundancy(model: torch.nn.Sequential, activation: str | torch.nn.Modul
     with one neuron per class whose signed output weight is not ≈ 0."""
     if not (isinstance(model, torch.nn.Sequential) and len(model) == 3 and isinstance(model[0], torch.nn.Linear)
             and isinstance(model[2], torch.nn.Linear) and model[2].out_features == 1):
-        raise ValueError("model: expected nn.Sequential(nn.Linear(d, m), activation, nn.Linear(m, 1))")
+        raise ValueError("model: expected nn.Sequential(nn.Linear(d, m), activation, nn.Linear(m, 1)) (got "
+                         f"{type(model).__name__})")
+    for pname, prm in model.named_parameters():
+        bad = int((~torch.isfinite(prm.detach())).sum())
+        if bad:
+            raise ValueError(f"model: contains NaN or inf in parameter {pname}; must be finite (got {bad} of "
+                             f"{prm.numel()} entries non-finite)")
     name = _activation_name(model, activation)
     act = ACTIVATIONS[name]
     W, b, a, c = get_params(model)
@@ -143,19 +161,24 @@ def find_redundancy(model: torch.nn.Sequential, activation: str | torch.nn.Modul
     return RedundancyReport(found, reduced, flat, not found, kept, flat + first_order)
 
 
+@validate_params({"theta": _THETA, "X": Array(2, to="torch", keep_float32=True), "m": POSITIVE_INT, "act": _ACT})
 def neuron_slopes(theta: torch.Tensor, X: torch.Tensor, m: int, act: str) -> torch.Tensor:
     """max_i |σ'(w_jᵀx_i + b_j)| for each neuron j: (m,) from flat parameters θ (P,) and inputs X (n, d). A neuron
     whose slope is ≈ 0 at every data point is numerically constant on the data (saturated)."""
+    _check_theta(theta, X.shape[-1], m)
+    X = X.to(theta.device, theta.dtype)
     W, b, _, _ = unpack(theta.detach(), X.shape[-1], m)
     z = (X @ W.T + b).requires_grad_(True)
     (slope,) = torch.autograd.grad(ACTIVATIONS[act].fn(z).sum(), z)
     return slope.abs().amax(0)
 
 
+@validate_params({"theta": _THETA, "d": POSITIVE_INT, "m": POSITIVE_INT, "flipped": InstanceOf(bool)})
 def split_neuron(theta: torch.Tensor, d: int, m: int, flipped: bool) -> torch.Tensor:
     """Width m + 1 flat parameters realizing the same function as θ (width m): neuron 0 split into two copies
     (a₀ → 0.3a₀, 0.7a₀; a duplicate, flat dimension 1), or, when ``flipped``, a copy with (−w₀, −b₀) and output weights
     (a₀ + s, s), s = 0.4a₀ + 0.3: (a₀ + s)σ(z) + sσ(−z) = a₀σ(z) for odd σ (a flipped pair, flat dimension 1)."""
+    _check_theta(theta, d, m)
     W, b, a, c = unpack(theta, d, m)
     if flipped:
         s = 0.4 * float(a[0]) + 0.3
@@ -167,6 +190,7 @@ def split_neuron(theta: torch.Tensor, d: int, m: int, flipped: bool) -> torch.Te
     return pack(W2, b2, a2, c)
 
 
+@validate_params({"n": POSITIVE_INT, "n_params": POSITIVE_INT, "dtype": Options((torch.float64, torch.float32))})
 def zero_eigenvalue_threshold(n: int, n_params: int, dtype: torch.dtype = torch.float64) -> float:
     """Relative size n·P·ε below which a Hessian eigenvalue of a mean loss over n data and P parameters is zero to
     working precision: each Hessian entry is a sum of n terms, each rounded to ε relative to the largest, and a
@@ -174,6 +198,7 @@ def zero_eigenvalue_threshold(n: int, n_params: int, dtype: torch.dtype = torch.
     return float(n * n_params * torch.finfo(dtype).eps)
 
 
+@validate_params({"eigenvalues": Array(1, to="torch", keep_float32=True), "rel": NON_NEGATIVE})
 def zero_eigenvalue_count(eigenvalues: torch.Tensor, rel: float) -> int:
-    """Eigenvalues with |λ| ≤ rel·max|λ|."""
+    """Eigenvalues (any array, 1-D) with |λ| ≤ rel·max|λ|."""
     return int((eigenvalues.abs() <= rel * eigenvalues.abs().max()).sum())

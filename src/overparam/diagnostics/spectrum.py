@@ -16,9 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from ..validation import finite_array, positive_int
+from ..validation import POSITIVE, POSITIVE_INT, Array, Options, Seed, check, validate_params
+
+_DATA = Array((1, 2), to="numpy")
+_KIND = Options(("auto", "matrix", "data"))
 
 
 @dataclass(frozen=True)
@@ -40,21 +42,26 @@ class PowerLawFit:
                 f" (density-tail exponent 1 + 1/a = {self.tail_exponent:.3f})")
 
 
-def spectrum_of(data, kind: str = "auto") -> np.ndarray:
+@validate_params({"data": _DATA, "kind": _KIND})
+def _spectrum_of(data, kind: str = "auto") -> np.ndarray:
     """Eigenvalues in decreasing order. ``data``: a 1-D spectrum; a symmetric PSD matrix (covariance or kernel,
     ``kind='matrix'``); or a data matrix X (n, p) whose covariance XᵀX/n is meant (``kind='data'``). ``auto`` takes a
     square symmetric matrix as a matrix and anything else 2-D as data."""
-    x = data.detach().cpu().double().numpy() if isinstance(data, torch.Tensor) else np.asarray(data, dtype=float)
-    finite_array("data", x)
+    x = data
     if x.ndim == 1:
+        if np.any(x < 0):
+            raise ValueError(f"data: a 1-D spectrum must be ≥ 0 (got {x.min():g})")
         lam = x
-    elif x.ndim == 2:
-        if kind == "auto":
-            kind = "matrix" if x.shape[0] == x.shape[1] and np.allclose(x, x.T) else "data"
-        lam = np.linalg.eigvalsh(x) if kind == "matrix" else np.linalg.svd(x, compute_uv=False) ** 2 / x.shape[0]
     else:
-        raise ValueError(f"data: must be 1-D (a spectrum) or 2-D, got shape {x.shape}")
+        if kind == "matrix" and (x.shape[0] != x.shape[1] or not np.allclose(x, x.T)):
+            raise ValueError(f"data: kind='matrix' needs a square symmetric matrix (got shape {x.shape})")
+        lam = np.linalg.svd(x, compute_uv=False) ** 2 / x.shape[0] if _is_data(x, kind) else np.linalg.eigvalsh(x)
     return np.sort(lam)[::-1]
+
+
+def _is_data(x: np.ndarray, kind: str) -> bool:
+    """Whether a 2-D ``x`` is a data matrix (its covariance meant) rather than a symmetric matrix."""
+    return kind == "data" or (kind == "auto" and not (x.shape[0] == x.shape[1] and np.allclose(x, x.T)))
 
 
 def _loglog_fit(k: np.ndarray, lam: np.ndarray) -> tuple[float, float, np.ndarray]:
@@ -69,7 +76,7 @@ def _thin(k_min: int, k_max: int, per_decade: int = 24) -> np.ndarray:
     return np.unique(np.round(np.geomspace(k_min, k_max, n)).astype(int))
 
 
-def choose_window(lam: np.ndarray, min_decades: float = 1.0, slack: float = 1.25) -> tuple[int, int]:
+def _choose_window(lam: np.ndarray, min_decades: float = 1.0, slack: float = 1.25) -> tuple[int, int]:
     """The fit window [k_min, k_max] (1-based) described in the module docstring."""
     K = int(np.sum(lam > lam[0] * 1e-14))
     if K < 10:
@@ -89,23 +96,35 @@ def choose_window(lam: np.ndarray, min_decades: float = 1.0, slack: float = 1.25
     return k_min, k_max
 
 
+def _window(window, lam: np.ndarray) -> tuple[int, int]:
+    """A given fit window (k_min, k_max): integers 1 ≤ k_min < k_max ≤ the number of positive eigenvalues."""
+    if not (isinstance(window, (tuple, list)) and len(window) == 2):
+        raise ValueError(f"window: must be a pair (k_min, k_max) of ranks (got {window!r})")
+    k_min, k_max = (check("window", k, POSITIVE_INT) for k in window)
+    K = int(np.sum(lam > 0))
+    if not k_min < k_max <= K:
+        raise ValueError(f"window: must satisfy 1 ≤ k_min < k_max ≤ {K} (the positive eigenvalues; got {tuple(window)})")
+    return k_min, k_max
+
+
+@validate_params({"data": _DATA, "kind": _KIND, "n_boot": POSITIVE_INT, "seed": Seed(), "min_decades": POSITIVE})
 def powerlaw_exponent(data, kind: str = "auto", n_boot: int = 200, seed: int = 0, min_decades: float = 1.0,
                       window: tuple[int, int] | None = None) -> PowerLawFit:
-    """Fit λ_k ∝ k^−a to the spectrum of ``data`` (see :func:`spectrum_of`); returns :class:`PowerLawFit`."""
-    n_boot = positive_int("n_boot", n_boot)
-    lam = spectrum_of(data, kind)
-    k_min, k_max = window or choose_window(lam, min_decades)
+    """Fit λ_k ∝ k^−a to the spectrum of ``data`` (see :func:`_spectrum_of`; NumPy, torch or sequences, computed in
+    float64); ``kind`` one of 'auto', 'matrix', 'data'; ``seed`` an int, NumPy or torch Generator; returns
+    :class:`PowerLawFit`."""
+    lam = _spectrum_of(data, kind)
+    k_min, k_max = _window(window, lam) if window is not None else _choose_window(lam, min_decades)
     ks = _thin(k_min, k_max)
     a, rms, resid = _loglog_fit(ks.astype(float), lam[ks - 1])
     rng = np.random.default_rng(seed)
-    x = data.detach().cpu().double().numpy() if isinstance(data, torch.Tensor) else np.asarray(data, dtype=float)
+    x = data
     boot = np.empty(n_boot)
-    is_data = x.ndim == 2 and (kind == "data" or (kind == "auto" and not (x.shape[0] == x.shape[1]
-                                                                          and np.allclose(x, x.T))))
+    is_data = x.ndim == 2 and _is_data(x, kind)
     for b in range(n_boot):
         if is_data:
             rows = rng.integers(0, x.shape[0], x.shape[0])
-            lb = spectrum_of(x[rows], "data")
+            lb = _spectrum_of(x[rows], "data")
             boot[b] = _loglog_fit(ks.astype(float), np.maximum(lb[ks - 1], 1e-300))[0]
         else:
             fitted = np.log(lam[ks - 1]) - resid

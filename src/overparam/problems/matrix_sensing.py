@@ -19,7 +19,12 @@ import math
 
 import torch
 
-from ..validation import finite_array, positive, positive_int
+from ..validation import (NON_NEGATIVE, POSITIVE_INT, Array, InstanceOf, Interval, Options, Real, Seed, finite_array,
+                          positive_int, validate_params)
+
+#: what every operator's constructor takes: sizes ≥ 1, a seed (int, NumPy or torch Generator), float32 or float64
+_OP_PARAMS = {"m": POSITIVE_INT, "n1": POSITIVE_INT, "n2": POSITIVE_INT, "g": Seed(to="torch"),
+              "dtype": Options((torch.float64, torch.float32))}
 
 
 class SensingOperator:
@@ -69,7 +74,8 @@ def _dims(m: int, n1: int, n2: int) -> tuple[int, int, int]:
 class GaussianOperator(SensingOperator):
     """Dense Gaussian measurements: A (m, n1, n2) with N(0, 1) entries."""
 
-    def __init__(self, m: int, n1: int, n2: int, g: torch.Generator, dtype: torch.dtype = torch.float64):
+    @validate_params(_OP_PARAMS)
+    def __init__(self, m: int, n1: int, n2: int, g: torch.Generator | int, dtype: torch.dtype = torch.float64):
         self.m, self.n1, self.n2 = _dims(m, n1, n2)
         self.device, self.dtype = g.device, dtype
         self.A = torch.randn(self.m, self.n1 * self.n2, generator=g, device=g.device, dtype=dtype)
@@ -85,7 +91,8 @@ class GaussianOperator(SensingOperator):
 class RankOneOperator(SensingOperator):
     """A_i = a_i b_iᵀ with a (m, n1), b (m, n2) standard Gaussian; ⟨A_i, X⟩ = a_iᵀ X b_i."""
 
-    def __init__(self, m: int, n1: int, n2: int, g: torch.Generator, dtype: torch.dtype = torch.float64):
+    @validate_params(_OP_PARAMS)
+    def __init__(self, m: int, n1: int, n2: int, g: torch.Generator | int, dtype: torch.dtype = torch.float64):
         self.m, self.n1, self.n2 = _dims(m, n1, n2)
         self.device, self.dtype = g.device, dtype
         self.a = torch.randn(self.m, self.n1, generator=g, device=g.device, dtype=dtype)
@@ -111,7 +118,8 @@ class RankOneOperator(SensingOperator):
 class EntrySampling(SensingOperator):
     """Matrix completion: m entries (rows, cols) drawn uniformly with replacement, A_i = √(n1 n2) e_row e_colᵀ."""
 
-    def __init__(self, m: int, n1: int, n2: int, g: torch.Generator, dtype: torch.dtype = torch.float64):
+    @validate_params(_OP_PARAMS)
+    def __init__(self, m: int, n1: int, n2: int, g: torch.Generator | int, dtype: torch.dtype = torch.float64):
         self.m, self.n1, self.n2 = _dims(m, n1, n2)
         self.device, self.dtype = g.device, dtype
         self.rows = torch.randint(0, self.n1, (self.m,), generator=g, device=g.device)
@@ -142,24 +150,22 @@ class EntrySampling(SensingOperator):
 OPERATORS = {"gaussian": GaussianOperator, "rank_one": RankOneOperator, "entries": EntrySampling}
 
 
-def make_operator(kind: str, m: int, n1: int, n2: int, g: torch.Generator,
+@validate_params({"kind": Options(tuple(OPERATORS)), **_OP_PARAMS})
+def make_operator(kind: str, m: int, n1: int, n2: int, g: torch.Generator | int,
                   dtype: torch.dtype = torch.float64) -> SensingOperator:
-    """One of :data:`OPERATORS` by name."""
-    if kind not in OPERATORS:
-        raise ValueError(f"kind: must be one of {', '.join(OPERATORS)} (got {kind!r})")
+    """One of :data:`OPERATORS` by name, drawn from ``g`` (an int seed, a NumPy or a torch Generator; a torch
+    Generator's device is where the operator lives), in float64 (default) or float32."""
     return OPERATORS[kind](m, n1, n2, g, dtype)
 
 
-def low_rank_truth(n1: int, n2: int, r: int, kappa: float, g: torch.Generator,
+@validate_params({"n1": POSITIVE_INT, "n2": POSITIVE_INT, "r": POSITIVE_INT, "kappa": Interval(Real, 1, None, "left"),
+                  "g": Seed(to="torch"), "dtype": Options((torch.float64, torch.float32))})
+def low_rank_truth(n1: int, n2: int, r: int, kappa: float, g: torch.Generator | int,
                    dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Factors (L (n1, r), R (n2, r)) of X* = L Rᵀ with singular values evenly spaced from 1 down to 1/κ and
-    random orthonormal singular vectors (so ‖X*‖_op = 1, condition number κ). Form X* as ``L @ R.T``."""
-    n1, n2, r = positive_int("n1", n1), positive_int("n2", n2), positive_int("r", r)
+    """Factors (L (n1, r), R (n2, r)) of X* = L Rᵀ with singular values evenly spaced from 1 down to 1/κ (κ ≥ 1)
+    and random orthonormal singular vectors (so ‖X*‖_op = 1, condition number κ). Form X* as ``L @ R.T``."""
     if r > min(n1, n2):
         raise ValueError(f"r: rank {r} exceeds min(n1, n2) = {min(n1, n2)}")
-    kappa = positive("kappa", kappa)
-    if kappa < 1:
-        raise ValueError(f"kappa: the condition number must be ≥ 1 (got {kappa})")
     Qu, _ = torch.linalg.qr(torch.randn(n1, r, generator=g, device=g.device, dtype=dtype))
     Qv, _ = torch.linalg.qr(torch.randn(n2, r, generator=g, device=g.device, dtype=dtype))
     sig = torch.linspace(1.0, 1.0 / kappa, r, device=g.device, dtype=dtype) if r > 1 else torch.ones(1, dtype=dtype,
@@ -167,9 +173,19 @@ def low_rank_truth(n1: int, n2: int, r: int, kappa: float, g: torch.Generator,
     return Qu * sig, Qv
 
 
+@validate_params({"op": InstanceOf(SensingOperator), "L": Array(2, to="torch", keep_float32=True),
+                  "R": Array(2, to="torch", keep_float32=True), "noise": NON_NEGATIVE,
+                  "g": [None, Seed(to="torch", device_of="L")]})
 def measure(op: SensingOperator, L: torch.Tensor, R: torch.Tensor, noise: float = 0.0,
-            g: torch.Generator | None = None) -> torch.Tensor:
-    """y = 𝒜(L Rᵀ) + noise · N(0, I_m)."""
+            g: torch.Generator | int | None = None) -> torch.Tensor:
+    """y = 𝒜(L Rᵀ) + noise · N(0, I_m), L (n1, r), R (n2, r) in the operator's dtype and device; ``g`` (a seed)
+    is required when noise > 0."""
+    if L.shape[0] != op.n1 or R.shape[0] != op.n2 or L.shape[1] != R.shape[1]:
+        raise ValueError(f"R: factors must be ({op.n1}, r) and ({op.n2}, r) for this operator (got L "
+                         f"{tuple(L.shape)}, R {tuple(R.shape)})")
+    if noise > 0 and g is None:
+        raise ValueError("g: a seed is required when noise > 0 (got None)")
+    L, R = L.to(op.device, op.dtype), R.to(op.device, op.dtype)
     y = op.forward_factored(L, R)
     if noise > 0:
         y = y + noise * torch.randn(op.m, generator=g, device=y.device, dtype=y.dtype)

@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from ..validation import choice, positive, positive_int
+from ..validation import NON_NEGATIVE, POSITIVE_INT, Options, Seed, choice, validate_params
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,14 @@ def activation(name: str) -> Activation:
     return ACTIVATIONS[choice("activation", name, tuple(ACTIVATIONS))]
 
 
+_DTYPES = Options((torch.float64, torch.float32))
+
+
+@validate_params({"d": POSITIVE_INT, "m": POSITIVE_INT, "act": Options(tuple(ACTIVATIONS)), "dtype": _DTYPES})
 def shallow_net(d: int, m: int, act: str, dtype: torch.dtype = torch.float64) -> torch.nn.Sequential:
-    """``nn.Sequential(nn.Linear(d, m), σ, nn.Linear(m, 1))`` in ``dtype``."""
-    return torch.nn.Sequential(torch.nn.Linear(positive_int("d", d), positive_int("m", m)), activation(act).module(),
+    """``nn.Sequential(nn.Linear(d, m), σ, nn.Linear(m, 1))`` in ``dtype`` (float64 or float32), σ named by ``act``
+    (:data:`ACTIVATIONS`)."""
+    return torch.nn.Sequential(torch.nn.Linear(d, m), activation(act).module(),
                                torch.nn.Linear(m, 1)).to(dtype)
 
 
@@ -75,11 +80,13 @@ def get_params(net: torch.nn.Sequential) -> tuple[torch.Tensor, torch.Tensor, to
             float(net[2].bias.detach()))
 
 
-def random_problem(d: int, n: int, m_star: int, act: str, g: torch.Generator, smooth: float = 0.3,
+@validate_params({"d": POSITIVE_INT, "n": POSITIVE_INT, "m_star": POSITIVE_INT, "act": Options(tuple(ACTIVATIONS)),
+                  "g": Seed(to="torch"), "smooth": NON_NEGATIVE, "noise": NON_NEGATIVE, "dtype": _DTYPES})
+def random_problem(d: int, n: int, m_star: int, act: str, g: torch.Generator | int, smooth: float = 0.3,
                    noise: float = 0.1, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussian inputs X (n, d) and fresh random targets y (n,): a random teacher of width m* plus a random smooth
-    function (``smooth`` × a random-feature cosine expansion) plus noise, so that 'almost every problem' is sampled."""
-    d, n = positive_int("d", d), positive_int("n", n)
+    function (``smooth`` × a random-feature cosine expansion) plus noise, so that 'almost every problem' is sampled.
+    ``g``: an int seed, a NumPy or a (CPU) torch Generator."""
     X = torch.randn(n, d, generator=g, dtype=dtype)
     teacher = shallow_net(d, m_star, act, dtype)
     Wt = torch.randn(m_star, d, generator=g, dtype=dtype) / math.sqrt(d) * 1.5
@@ -89,7 +96,7 @@ def random_problem(d: int, n: int, m_star: int, act: str, g: torch.Generator, sm
     phase = 2 * math.pi * torch.rand(8, generator=g, dtype=dtype)
     coef = torch.randn(8, generator=g, dtype=dtype) / math.sqrt(8)
     with torch.no_grad():
-        y = teacher(X).squeeze(-1) + positive("smooth", smooth, allow_zero=True) * torch.cos(X @ F + phase) @ coef
+        y = teacher(X).squeeze(-1) + smooth * torch.cos(X @ F + phase) @ coef
     return X, y + noise * torch.randn(n, generator=g, dtype=dtype)
 
 

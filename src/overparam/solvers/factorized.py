@@ -16,9 +16,10 @@ from typing import Callable
 import torch
 
 from ..problems.matrix_sensing import SensingOperator
-from ..theory.sensing import imbalance, imbalance_bound_increment
-from ..validation import finite_array, positive, positive_int
-from .gradient import minimize
+from ..theory.sensing import bound_increment, imbalance
+from ..validation import (NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, InstanceOf, Options, Seed, check, positive,
+                          positive_int, validate_params)
+from .gradient import METHODS, minimize
 from .result import SolverResult
 
 
@@ -32,7 +33,7 @@ def small_init(n1: int, n2: int, k: int, alpha: float, g: torch.Generator,
     return U, V
 
 
-def default_step(op: SensingOperator, y: torch.Tensor, step_scale: float = 0.25) -> float:
+def _default_step(op: SensingOperator, y: torch.Tensor, step_scale: float = 0.25) -> float:
     """μ = step_scale / ‖𝒜*(y)‖_op."""
     return step_scale / float(torch.linalg.matrix_norm(op.adjoint(y), ord=2))
 
@@ -46,7 +47,7 @@ def sensing_loss_and_grad(op: SensingOperator, y: torch.Tensor):
     return grad
 
 
-def factor_metrics(L: torch.Tensor | None, R: torch.Tensor | None, n_sv: int) -> Callable:
+def _factor_metrics(L: torch.Tensor | None, R: torch.Tensor | None, n_sv: int) -> Callable:
     """A recorder of (U, V): relative test error ‖UVᵀ − LRᵀ‖_F/‖LRᵀ‖_F, imbalance ‖UᵀU − VᵀV‖_op, the top
     ``n_sv`` singular values of UVᵀ, and the largest principal angle (radians) between the top-r column/row spaces
     of UVᵀ and those of X* = LRᵀ. Uses k×k and r×k products only (UVᵀ is never formed)."""
@@ -78,7 +79,35 @@ def factor_metrics(L: torch.Tensor | None, R: torch.Tensor | None, n_sv: int) ->
     return record
 
 
-def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g: torch.Generator, *,
+def _labels(op: SensingOperator, y: torch.Tensor) -> torch.Tensor:
+    """y (m,) on the operator's device and in its dtype (float32 kept when the operator is float32)."""
+    if y.shape != (op.m,):
+        raise ValueError(f"y: must have shape ({op.m},) like the operator's m (got shape {tuple(y.shape)})")
+    if y.device.type != torch.device(op.device).type:
+        raise ValueError(f"y: must be on the operator's device {op.device} (got {y.device})")
+    return y.to(op.device, op.dtype)
+
+
+def _factor_pair(name: str, pair, rows: tuple[int, int], width: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two factors (n1, w), (n2, w) as tensors, w = ``width`` when given."""
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+        raise ValueError(f"{name}: must be a pair of factors (L, R) (got {type(pair).__name__})")
+    A, B = (check(name, t, Array(2, to="torch", keep_float32=True)) for t in pair)
+    w = A.shape[1] if width is None else width
+    if A.shape != (rows[0], w) or B.shape != (rows[1], w):
+        raise ValueError(f"{name}: factors must have shapes ({rows[0]}, {'r' if width is None else w}) and "
+                         f"({rows[1]}, {'r' if width is None else w}) (got {tuple(A.shape)}, {tuple(B.shape)})")
+    return A, B
+
+
+_SENSING_PARAMS = {"op": InstanceOf(SensingOperator, what="SensingOperator (see problems.make_operator)"),
+                   "y": Array(1, to="torch", keep_float32=True), "g": Seed(to="torch", device_of="y")}
+
+
+@validate_params({**_SENSING_PARAMS, "k": POSITIVE_INT, "alpha": POSITIVE, "mu": [None, POSITIVE],
+                  "steps": POSITIVE_INT, "record_every": POSITIVE_INT, "n_sv": [None, POSITIVE_INT],
+                  "stop_rel_loss": NON_NEGATIVE})
+def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g: torch.Generator | int, *,
                   mu: float | None = None, steps: int = 1000, record_every: int = 1,
                   truth: tuple[torch.Tensor, torch.Tensor] | None = None, n_sv: int | None = None,
                   stop_rel_loss: float = 0.0, init: tuple[torch.Tensor, torch.Tensor] | None = None) -> SolverResult:
@@ -87,17 +116,20 @@ def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g:
     ``truth`` = (L, R) factors of X* enables test error and angles in the history; ``n_sv`` singular values of UVᵀ
     are recorded (default r + 1, or k). Stops early when the loss falls below ``stop_rel_loss``·½‖y‖².
     Returns a :class:`SolverResult` with x = [U, V]; status 'diverged' names the step size that caused it.
+    ``y`` (m,) as NumPy, torch or a sequence; ``g`` an int seed, a NumPy or a torch Generator.
     """
-    finite_array("y", y)
-    if y.shape != (op.m,):
-        raise ValueError(f"y: must have shape ({op.m},), got {tuple(y.shape)}")
-    k = positive_int("k", k)
-    if truth is not None and k < truth[0].shape[1]:
-        raise ValueError(f"k: the factor width {k} is below the rank r = {truth[0].shape[1]} of the truth")
-    mu = default_step(op, y) if mu is None else positive("mu", mu)
+    y = _labels(op, y)
+    if truth is not None:
+        truth = tuple(t.to(op.device, y.dtype) for t in _factor_pair("truth", truth, (op.n1, op.n2), None))
+        if k < truth[0].shape[1]:
+            raise ValueError(f"k: the factor width {k} is below the rank r = {truth[0].shape[1]} of the truth; must be "
+                             f"≥ {truth[0].shape[1]} (got {k})")
+    if init is not None:
+        init = tuple(t.to(op.device, y.dtype) for t in _factor_pair("init", init, (op.n1, op.n2), k))
+    mu = _default_step(op, y) if mu is None else mu
     U0, V0 = init if init is not None else small_init(op.n1, op.n2, k, alpha, g, y.dtype)
     r = truth[0].shape[1] if truth is not None else k
-    rec = factor_metrics(*(truth or (None, None)), n_sv or min(r + 1, k))
+    rec = _factor_metrics(*(truth or (None, None)), n_sv or min(r + 1, k))
     thresh = stop_rel_loss * 0.5 * float(y @ y)
     stop = (lambda t, loss, ps: loss <= thresh) if stop_rel_loss > 0 else None
     # the a-posteriori imbalance bound of theory.sensing: ‖Δ_0‖ + μ² Σ_{s<t} max(‖E_sV_s‖², ‖E_sᵀU_s‖²),
@@ -105,7 +137,7 @@ def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g:
     acc = {"bound": float(torch.linalg.matrix_norm(imbalance(U0, V0), ord=2))}
 
     def on_step(t, ps, grads):
-        acc["bound"] += imbalance_bound_increment(grads[0], grads[1], mu)
+        acc["bound"] += bound_increment(grads[0], grads[1], mu)
 
     def record(ps):
         return {**rec(ps), "imbalance_bound": acc["bound"]}
@@ -116,7 +148,10 @@ def factorized_gd(op: SensingOperator, y: torch.Tensor, k: int, alpha: float, g:
     return res
 
 
-def gram_factorized_gd(op: SensingOperator, y: torch.Tensor, m: int, lam: float, g: torch.Generator, *,
+@validate_params({**_SENSING_PARAMS, "m": POSITIVE_INT, "lam": NON_NEGATIVE, "weight": POSITIVE, "lr": [None, POSITIVE],
+                  "method": Options(METHODS[:3]), "steps": POSITIVE_INT, "grad_tol": NON_NEGATIVE,
+                  "init_scale": POSITIVE, "record_every": POSITIVE_INT})
+def gram_factorized_gd(op: SensingOperator, y: torch.Tensor, m: int, lam: float, g: torch.Generator | int, *,
                        weight: float = 1.0, lr: float | None = None, method: str = "momentum", steps: int = 5000,
                        grad_tol: float = 0.0, init_scale: float = 1.0, record_every: int = 50) -> SolverResult:
     """Gradient descent on W (m, d) for F(W) = (w/2)‖𝒜(S) − y‖² + lam·Tr S with S = WᵀW/√(md) (the quadratic
@@ -127,9 +162,9 @@ def gram_factorized_gd(op: SensingOperator, y: torch.Tensor, m: int, lam: float,
     W₀ has i.i.d. N(0, init_scale²) entries. The default step is 1.5/L with ‖∇²‖ ≈ 4 w ‖𝒜‖² ‖S₀‖/√(md)
     (a heuristic; divergence is reported with the step size). History: loss (= F), grad_norm, trace and rank of S.
     """
-    finite_array("y", y)
-    m = positive_int("m", m)
-    lam = positive("lam", lam, allow_zero=True)
+    y = _labels(op, y)
+    if op.n1 != op.n2:
+        raise ValueError(f"op: must act on square d × d matrices S (got {op.n1} × {op.n2})")
     d = op.n1
     c = math.sqrt(m * d)
     W0 = init_scale * torch.randn(m, d, generator=g, device=g.device, dtype=y.dtype)
@@ -160,7 +195,7 @@ def plateau_status(res: SolverResult, key: str = "test_error", window: float = 0
                    atol: float = 1e-7) -> str:
     """A fixed-budget run's status as a string: "diverged" as the solver said; "converged" when it stopped on its
     criterion or when the recorded ``key`` moved by at most rtol·|h_end| + atol over the last ``window`` fraction of
-    the history (it reached its plateau; atol ≈ 7√ε covers the resolution of :func:`factor_metrics`' test error, a
+    the history (it reached its plateau; atol ≈ 7√ε covers the resolution of :func:`_factor_metrics`' test error, a
     difference of traces resolved to a few √ε); "max_steps" otherwise."""
     if res.status == "diverged" or res.converged:
         return "diverged" if res.status == "diverged" else "converged"

@@ -12,14 +12,29 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
-from ..validation import choice, positive, positive_int
+from ..validation import (NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, IsCallable, Integral, Interval, Options, Real,
+                          check, validate_params)
 from .result import SolverResult
 
 METHODS = ("gd", "momentum", "adam", "direction")
+_UNIT = Interval(Real, 0, 1, closed="left")  # [0, 1): momentum, Adam's β's
 
 
+def _params(params) -> list[torch.Tensor]:
+    """The starting point as a list of tensors: one array or a sequence of arrays (NumPy, torch or sequences; float32
+    kept, integers to float64), each finite and non-empty."""
+    if isinstance(params, (torch.Tensor, np.ndarray)):
+        params = [params]
+    if not isinstance(params, (list, tuple)) or not params:
+        raise ValueError(f"params: must be a non-empty list of arrays or tensors (got {type(params).__name__})")
+    return [check(f"params[{i}]", p, Array(to="torch", keep_float32=True)) for i, p in enumerate(params)]
+
+
+@validate_params({"loss_at": IsCallable(), "start": POSITIVE, "c": Interval(Real, 0, 1), "shrink": Interval(Real, 0, 1),
+                  "max_halvings": Interval(Integral, 0, None, "left")})
 def armijo_step(loss_at: Callable[[torch.Tensor], torch.Tensor], L0: torch.Tensor, slope: torch.Tensor, *,
                 start: float = 1.0, c: float = 1e-4, shrink: float = 0.5,
                 max_halvings: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,6 +48,9 @@ def armijo_step(loss_at: Callable[[torch.Tensor], torch.Tensor], L0: torch.Tenso
     the last term accepting a decrease within float64 rounding of L (near a minimizer the true decrease ~‖∇L‖² is
     below what L resolves). Returns (t, accepted): ``accepted`` False where no t ≥ start·shrink^max_halvings worked.
     """
+    L0 = torch.as_tensor(L0, dtype=torch.float64) if not isinstance(L0, torch.Tensor) else L0
+    if not L0.is_floating_point():
+        L0 = L0.double()
     eps = torch.finfo(L0.dtype).eps
     step = torch.full_like(L0, float(start))
     ok = torch.zeros_like(L0, dtype=torch.bool)
@@ -44,6 +62,10 @@ def armijo_step(loss_at: Callable[[torch.Tensor], torch.Tensor], L0: torch.Tenso
     return step, ok
 
 
+@validate_params({"objective": IsCallable(), "lr": POSITIVE, "method": Options(METHODS), "max_steps": POSITIVE_INT,
+                  "grad_tol": NON_NEGATIVE, "momentum": _UNIT, "record_every": POSITIVE_INT,
+                  "divergence_factor": POSITIVE, "adam_eps": POSITIVE,
+                  **{k: [None, IsCallable()] for k in ("record", "stop", "grad", "on_step", "direction")}})
 def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params: Sequence[torch.Tensor], *,
              lr: float, method: str = "gd", max_steps: int = 1000, grad_tol: float = 0.0, momentum: float = 0.9,
              record: Callable[[Sequence[torch.Tensor]], dict[str, float]] | None = None, record_every: int = 1,
@@ -69,14 +91,12 @@ def minimize(objective: Callable[[Sequence[torch.Tensor]], torch.Tensor], params
     'max_steps', 'diverged' (non-finite or exploding loss), 'stalled' (the line search found no decrease).
     Adam: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², θ ← θ − lr·m̂/(√v̂ + ε) with bias-corrected m̂, v̂.
     """
-    lr = positive("lr", lr)
-    if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-        raise ValueError(f"betas: each must be in [0, 1) (got {betas})")
-    adam_eps = positive("adam_eps", adam_eps)
-    method = choice("method", "direction" if direction is not None else method, METHODS)
-    max_steps = positive_int("max_steps", max_steps)
-    record_every = positive_int("record_every", record_every)
-    params = [p.detach().clone() for p in params]
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(_UNIT.is_satisfied_by(b) for b in betas)):
+        raise ValueError(f"betas: must be two numbers in [0, 1) (got {betas!r})")
+    if method == "direction" and direction is None:
+        raise ValueError("direction: must be given with method='direction' (got None)")
+    method = "direction" if direction is not None else method
+    params = [p.detach().clone() for p in _params(params)]
     state: list[dict[str, torch.Tensor]] = [{} for _ in params]
     history: dict[str, list[float]] = {"step": [], "loss": [], "grad_norm": []}
     loss0 = None

@@ -10,20 +10,27 @@ import torch
 from torch.func import functional_call
 
 from ..problems.shallow_net import batched_losses, single_loss
+from ..validation import (NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, IsCallable, check, model_data,
+                          validate_params)
 from .gradient import armijo_step, minimize
 from .result import SolverResult
 
+_FIT_PARAMS = {"loss_fn": IsCallable()}
 
+
+@validate_params(_FIT_PARAMS)
 def fit_module(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                inputs: torch.Tensor, targets: torch.Tensor, **kwargs: Any) -> SolverResult:
     """Full-batch minimization of ``loss_fn(model(inputs), targets)`` over the model's parameters.
 
-    ``kwargs`` go to :func:`~overparam.solvers.gradient.minimize` (lr, method, max_steps, stop, …); the model's
-    parameters are overwritten with the result's.
+    ``inputs``/``targets`` as :func:`~overparam.validation.model_data` takes them (NumPy, torch, sequences; in the
+    model's dtype). ``kwargs`` go to :func:`~overparam.solvers.gradient.minimize` (lr, method, max_steps, stop, …);
+    the model's parameters are overwritten with the result's.
     """
+    if isinstance(model, torch.nn.Module) and not list(model.parameters()):
+        raise ValueError(f"model: has no parameters to train (got a {type(model).__name__} without any)")
+    inputs, targets = model_data(model, inputs, targets)
     names = [n for n, _ in model.named_parameters()]
-    if not names:
-        raise ValueError("model: has no parameters to train")
 
     def objective(ps):
         return loss_fn(functional_call(model, dict(zip(names, ps)), (inputs,)), targets)
@@ -35,7 +42,7 @@ def fit_module(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Te
     return res
 
 
-def shifted_newton_direction(H: torch.Tensor, g: torch.Tensor, damping: float) -> torch.Tensor:
+def _shifted_newton_direction(H: torch.Tensor, g: torch.Tensor, damping: float) -> torch.Tensor:
     """d = −(H + μI)⁻¹g for Hessians H (..., P, P) and gradients g (..., P), with μ = −λ_min(H) + damping·max|H|
     wherever λ_min ≤ damping·max|H| (so d is a descent direction away from a minimizer) and μ = 0 elsewhere (exact
     Newton)."""
@@ -47,12 +54,15 @@ def shifted_newton_direction(H: torch.Tensor, g: torch.Tensor, damping: float) -
     return -torch.linalg.solve(H + mu[..., None, None] * eye, g.unsqueeze(-1)).squeeze(-1)
 
 
+@validate_params({**_FIT_PARAMS, "grad_tol": NON_NEGATIVE, "max_steps": POSITIVE_INT, "damping": POSITIVE,
+                  "record": [None, IsCallable()]})
 def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                   inputs: torch.Tensor, targets: torch.Tensor, *, grad_tol: float = 1e-10, max_steps: int = 200,
                   damping: float = 1e-8, line_search: bool = True, record: Callable | None = None) -> SolverResult:
     """Damped Newton on all parameters of a small model (dense Hessian by ``torch.func.hessian``): the direction of
-    :func:`shifted_newton_direction`, backtracking line search (``line_search=False``: full steps, pure Newton where
+    :func:`_shifted_newton_direction`, backtracking line search (``line_search=False``: full steps, pure Newton where
     the Hessian is positive definite), stop on ‖∇L‖ ≤ grad_tol. Same loop as every other solver."""
+    inputs, targets = model_data(model, inputs, targets)
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for p in model.parameters()]
     sizes = [p.numel() for p in model.parameters()]
@@ -64,7 +74,7 @@ def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch
         return loss_fn(functional_call(model, unflat(t), (inputs,)), targets)
 
     def direction(ps, gs):
-        return [shifted_newton_direction(torch.func.hessian(f)(ps[0]), gs[0], damping)]
+        return [_shifted_newton_direction(torch.func.hessian(f)(ps[0]), gs[0], damping)]
 
     theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     res = minimize(lambda ps: f(ps[0]), [theta], lr=1.0, max_steps=max_steps, grad_tol=grad_tol,
@@ -75,11 +85,13 @@ def newton_polish(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch
     return res
 
 
+@validate_params({"losses": IsCallable(), "theta": Array(2, to="torch", keep_float32=True), "hessians": IsCallable(),
+                  "grad_tol": NON_NEGATIVE, "max_steps": POSITIVE_INT, "damping": POSITIVE})
 def batched_damped_newton(losses: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
                           hessians: Callable[[torch.Tensor], torch.Tensor], *, grad_tol: float = 1e-10,
                           max_steps: int = 100, damping: float = 1e-10) -> SolverResult:
     """Damped Newton on B independent problems at once: parameters (B, P), ``losses(theta) -> (B,)``,
-    ``hessians(theta) -> (B, P, P)``. Each problem takes d_b = −(H_b + μ_b I)⁻¹g_b (:func:`shifted_newton_direction`)
+    ``hessians(theta) -> (B, P, P)``. Each problem takes d_b = −(H_b + μ_b I)⁻¹g_b (:func:`_shifted_newton_direction`)
     and its own backtracking (Armijo, to float64 resolution); the run stops when every ‖g_b‖ ≤ grad_tol.
     The one loop of :func:`~overparam.solvers.gradient.minimize` runs it (the loss it sees is Σ_b L_b, whose gradient
     holds each g_b). ``history['grad_norm_max']`` is max_b ‖g_b‖ per step."""
@@ -87,7 +99,7 @@ def batched_damped_newton(losses: Callable[[torch.Tensor], torch.Tensor], theta:
 
     def direction(ps, gs):
         th, g = ps[0], gs[0]
-        d = shifted_newton_direction(hessians(th), g, damping)
+        d = _shifted_newton_direction(hessians(th), g, damping)
         step, _ = armijo_step(lambda t: losses(th + t[:, None] * d), losses(th), (g * d).sum(-1))
         return [step[:, None] * d]
 

@@ -22,12 +22,19 @@ import torch
 from scipy.optimize import brentq
 
 from ..problems.linear_regression import LinearRegressionProblem, check_xy
-from ..validation import positive
+from ..validation import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, InstanceOf, Interval, Real, Seed, check, \
+    validate_params
+
+#: a penalty λ ∈ [0, ∞] (∞: β = 0, what :meth:`RidgePath.lambda_for_train_error` returns at τ = ‖y‖²/n)
+_LAM = Interval(Real, 0, math.inf, closed="both")
+#: λ for the vectorized methods: a scalar or an array of penalties in [0, ∞]
+_LAMS = Array(elements=_LAM, finite=False, to="numpy")
 
 
 @dataclass
 class RidgePath:
-    """Ridge solutions for any λ ≥ 0 from one SVD of X (n, p)."""
+    """Ridge solutions for any λ ≥ 0 from one SVD of X (n, p), computed in float64 whatever the input's dtype.
+    :meth:`coef` returns a NumPy array when :meth:`fit` was given NumPy arrays or sequences, a tensor otherwise."""
 
     U: torch.Tensor  # (n, r)
     s: torch.Tensor  # (r,)
@@ -35,13 +42,19 @@ class RidgePath:
     c: torch.Tensor  # (r,) = Uᵀ y
     y_norm2: float
     n: int
+    numpy_out: bool = False
 
     @classmethod
-    def fit(cls, X: torch.Tensor, y: torch.Tensor, rtol: float | None = None) -> "RidgePath":
-        """One thin SVD of X; singular values below ``rtol``·s_max (default: machine precision × max(n, p)) are
-        dropped (they are numerically zero and would only add rounding noise to the minimum-norm solution)."""
-        check_xy(X, y)
-        return cls.from_svd(*thin_svd(X, rtol), y)
+    def fit(cls, X, y, rtol: float | None = None) -> "RidgePath":
+        """One thin SVD of X (n, p) for labels y (n,) (NumPy, torch on any device, or sequences; float64);
+        singular values below ``rtol``·s_max (default: machine precision × max(n, p)) are dropped (they are
+        numerically zero and would only add rounding noise to the minimum-norm solution)."""
+        numpy_in = not isinstance(X, torch.Tensor)
+        X, y = check_xy(X, y)
+        rtol = check("rtol", rtol, [None, Interval(Real, 0, 1)])
+        path = cls.from_svd(*thin_svd(X, rtol), y)
+        path.numpy_out = numpy_in
+        return path
 
     @classmethod
     def from_svd(cls, U: torch.Tensor, s: torch.Tensor, Vh: torch.Tensor, y: torch.Tensor) -> "RidgePath":
@@ -52,24 +65,31 @@ class RidgePath:
     def _shrink(self, lam: float) -> torch.Tensor:
         return self.s**2 / (self.s**2 + self.n * lam)
 
-    def coef(self, lam: float) -> torch.Tensor:
+    @validate_params({"lam": _LAM})
+    def coef(self, lam: float) -> torch.Tensor | np.ndarray:
         """β_λ, shape (p,); λ = 0 gives the minimum-norm least-squares solution."""
-        lam = positive("lam", lam, allow_zero=True)
-        return self.Vh.T @ (self.s / (self.s**2 + self.n * lam) * self.c)
+        beta = self.Vh.T @ (self.s / (self.s**2 + self.n * lam) * self.c)
+        return beta.cpu().numpy() if self.numpy_out else beta
 
+    @validate_params({"lam": _LAMS})
     def train_error(self, lam: float | np.ndarray) -> np.ndarray | float:
-        """(1/n)‖Xβ_λ − y‖² for a scalar or an array of λ (vectorized)."""
-        lam_t = torch.as_tensor(np.atleast_1d(np.asarray(lam, dtype=float)), dtype=self.s.dtype, device=self.s.device)
+        """(1/n)‖Xβ_λ − y‖² for a scalar or an array of λ ≥ 0 (vectorized)."""
+        return self._train_error(lam)
+
+    def _train_error(self, lam: float | np.ndarray) -> np.ndarray | float:
+        """:meth:`train_error` without the checks at the door (the root-finder's many calls)."""
+        lam_t = torch.as_tensor(np.atleast_1d(lam), dtype=self.s.dtype, device=self.s.device)
         s2 = self.s**2
-        f = (self.n * lam_t[:, None]) / (s2 + self.n * lam_t[:, None])
+        f = 1.0 / (1.0 + s2 / (self.n * lam_t[:, None]))  # nλ/(s² + nλ), also at λ = 0 and λ = ∞
         c2 = self.c**2
         out = ((f**2 * c2).sum(-1) + self.y_norm2 - c2.sum()) / self.n
         out = out.clamp_min(0.0).cpu().numpy()
         return float(out[0]) if np.ndim(lam) == 0 else out
 
+    @validate_params({"lam": _LAMS})
     def norm2(self, lam: float | np.ndarray) -> np.ndarray | float:
-        """‖β_λ‖² for a scalar or an array of λ (vectorized)."""
-        lam_t = torch.as_tensor(np.atleast_1d(np.asarray(lam, dtype=float)), dtype=self.s.dtype, device=self.s.device)
+        """‖β_λ‖² for a scalar or an array of λ ≥ 0 (vectorized)."""
+        lam_t = torch.as_tensor(np.atleast_1d(lam), dtype=self.s.dtype, device=self.s.device)
         s2 = self.s**2
         out = (s2 * self.c**2 / (s2 + self.n * lam_t[:, None]) ** 2).sum(-1).cpu().numpy()
         return float(out[0]) if np.ndim(lam) == 0 else out
@@ -79,13 +99,14 @@ class RidgePath:
         """(train(0⁺), train(∞) = ‖y‖²/n): the attainable training errors."""
         return float(self.train_error(0.0)), self.y_norm2 / self.n
 
+    @validate_params({"tau": NON_NEGATIVE, "xtol": POSITIVE})
     def lambda_for_train_error(self, tau: float, xtol: float = 1e-12) -> float:
         """The λ ≥ 0 whose training error equals ``tau`` (root of the monotone curve, in log λ).
 
         Edge values: τ = train(0⁺) gives 0.0 (the minimum-norm interpolator); τ = ‖y‖²/n gives ``inf`` (β = 0).
         ``ValueError`` naming ``tau`` outside [train(0⁺), ‖y‖²/n].
         """
-        return lambda_for_target(self.train_error, tau, self.train_error_bounds, self.s, self.n, xtol)
+        return lambda_for_target(self._train_error, tau, self.train_error_bounds, self.s, self.n, xtol)
 
 
 def thin_svd(X: torch.Tensor, rtol: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -104,7 +125,7 @@ def lambda_for_target(train_error, tau: float, bounds: tuple[float, float], s: t
 
     Shared by :class:`RidgePath` and by refit-per-λ baselines (the benchmark), so both do the same search.
     """
-    tau = positive("tau", tau, allow_zero=True)
+    tau = check("tau", tau, NON_NEGATIVE)
     lo, hi = bounds
     span = max(hi, 1e-300)
     if tau < lo - 1e-12 * span or tau > hi + 1e-12 * span:
@@ -121,7 +142,10 @@ def lambda_for_target(train_error, tau: float, bounds: tuple[float, float], s: t
     return float(math.exp(brentq(lambda t: float(train_error(math.exp(t))) - tau, a, b, xtol=xtol, maxiter=500)))
 
 
-def ridge_at_tau(prob: LinearRegressionProblem, n: int, taus: list[float], g: torch.Generator,
+@validate_params({"prob": InstanceOf(LinearRegressionProblem), "n": POSITIVE_INT,
+                  "taus": Array(1, elements=NON_NEGATIVE, to="numpy"), "g": Seed(to="torch", device_of="prob"),
+                  "reps": POSITIVE_INT})
+def ridge_at_tau(prob: LinearRegressionProblem, n: int, taus: list[float], g: torch.Generator | int,
                  reps: int) -> dict[str, list[float]]:
     """Ridge held at training error τ: one design X (n × p) drawn from ``prob``, then ``reps`` draws of (β*, ε);
     for each τ the λ̂ with (1/n)‖y − Xβ̂_λ‖² = τ (:meth:`RidgePath.lambda_for_train_error`), and the mean over

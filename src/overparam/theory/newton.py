@@ -14,23 +14,33 @@ import math
 
 import numpy as np
 
-from ..validation import positive
+from ..validation import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, validate_params
+
+_BOUND_PARAMS = {"eps0": NON_NEGATIVE, "M": NON_NEGATIVE, "l": POSITIVE}
 
 
-def step_bound(r, eps0: float, M: float, l: float) -> np.ndarray:
-    """The bound on r_{t+1} given r_t (vectorized); inf where M r_t ≥ l."""
-    r = np.asarray(r, dtype=float)
+@validate_params({"r": Array(elements=NON_NEGATIVE, non_empty=False, to="numpy"), **_BOUND_PARAMS,
+                  "eps0": Array(elements=NON_NEGATIVE, non_empty=False, to="numpy")})
+def step_bound(r, eps0, M: float, l: float) -> np.ndarray:
+    """The bound on r_{t+1} given r_t ≥ 0 (vectorized over r and ε₀, broadcast); inf where M r_t ≥ l. ε₀, M ≥ 0,
+    l > 0."""
+    return _bound(r, eps0, M, l)
+
+
+def _bound(r, eps0, M: float, l: float) -> np.ndarray:
+    """:func:`step_bound` without the checks at the door (the loop of :func:`iterations_to`)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 2 * (eps0 + M * r / (l - M * r)) * r
     return np.where(M * r < l, out, np.inf)
 
 
+@validate_params({"eps": POSITIVE, "r0": NON_NEGATIVE, **_BOUND_PARAMS, "max_iter": POSITIVE_INT})
 def iterations_to(eps: float, r0: float, eps0: float, M: float, l: float, max_iter: int = 10_000) -> int | float:
-    """The number of steps the bound needs to bring r₀ below ``eps``; inf when the bound does not contract."""
-    eps = positive("eps", eps)
-    r, t = float(r0), 0
+    """The number of steps the bound needs to bring r₀ below ``eps``; inf when the bound does not contract within
+    ``max_iter`` steps."""
+    r, t = r0, 0
     while r > eps:
-        nr = float(step_bound(r, eps0, M, l))
+        nr = float(_bound(r, eps0, M, l))
         if not math.isfinite(nr) or nr >= r or t >= max_iter:
             return math.inf
         r, t = nr, t + 1
@@ -68,6 +78,8 @@ def approx_passes(k2: int, refreshes: float = 1.0, steps: float = 1.0) -> float:
     return STEP_PASSES + (1 + k2) * refreshes / steps
 
 
+@validate_params({"n": POSITIVE_INT, "d": POSITIVE_INT, "nnz": POSITIVE_INT, "s": POSITIVE_INT, "k2": POSITIVE,
+                  "omega": POSITIVE})
 def step_cost_ratio(n: int, d: int, nnz: int, s: int, k2: float = 32, omega: float = OMEGA,
                     sq: float | None = None) -> float:
     """exact / approximate Newton cost per step in the model (``k2``: passes over C per approximate step)."""

@@ -32,7 +32,13 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import hyp2f1
 
-from ..validation import in_range, positive, positive_int
+from ..validation import (NON_NEGATIVE, POSITIVE, POSITIVE_INT, Array, Interval, Real, check, validate_params)
+
+#: the parameters shared by the deterministic-equivalent functions
+_DE_PARAMS = {"spectrum": Array(1, elements=POSITIVE, to="numpy"),
+              "target_coefficients": Array(shape=("spectrum",), to="numpy"),
+              "sigma2": NON_NEGATIVE, "n": POSITIVE_INT}
+_POWERLAW_PARAMS = {"alpha": Interval(Real, 1, None), "gamma": Interval(Real, 0, 1)}
 
 
 @dataclass(frozen=True)
@@ -60,23 +66,16 @@ def _kappa(spectrum: np.ndarray, lam: float, n: int) -> float:
     return math.exp(brentq(g, a, math.log(k_hi) + 1e-12, xtol=1e-14, rtol=1e-14, maxiter=500))
 
 
+@validate_params({**_DE_PARAMS, "lam": Array(elements=NON_NEGATIVE, to="numpy")})
 def deterministic_equivalent(spectrum, target_coefficients, sigma2: float, lam, n: int) -> DeterministicEquivalent:
     """Deterministic equivalent of ridge (module docstring), vectorized over ``lam``.
 
-    spectrum (p,) of Σ's eigenvalues; target_coefficients (p,) the b_i (pass √E b_i² for a random target);
-    sigma2 the noise variance; lam a scalar or array of penalties ≥ 0; n the sample size.
+    spectrum (p,) of Σ's eigenvalues, each > 0; target_coefficients (p,) the b_i (pass √E b_i² for a random target);
+    sigma2 ≥ 0 the noise variance; lam a scalar or array of penalties ≥ 0; n the sample size. Any array type
+    (NumPy, torch, sequence), computed in float64; results are NumPy arrays shaped like ``lam``.
     """
-    spec = np.asarray(spectrum, dtype=float)
-    b2 = np.asarray(target_coefficients, dtype=float) ** 2
-    if spec.ndim != 1 or b2.shape != spec.shape:
-        raise ValueError(f"target_coefficients: must have the spectrum's shape {spec.shape}, got {b2.shape}")
-    if not np.all(np.isfinite(spec)) or np.any(spec <= 0):
-        raise ValueError("spectrum: must be finite and positive")
-    sigma2 = positive("sigma2", sigma2, allow_zero=True)
-    n = positive_int("n", n)
-    lam_arr = np.atleast_1d(np.asarray(lam, dtype=float))
-    if np.any(~np.isfinite(lam_arr)) or np.any(lam_arr < 0):
-        raise ValueError("lam: must be finite and ≥ 0")
+    spec, b2 = spectrum, target_coefficients ** 2
+    lam_arr = np.atleast_1d(lam)
     out = {k: np.empty_like(lam_arr) for k in ("kappa", "train_error", "test_error", "norm2", "bias", "variance")}
     for j, lj in enumerate(lam_arr):
         k = _kappa(spec, float(lj), n)
@@ -91,20 +90,22 @@ def deterministic_equivalent(spectrum, target_coefficients, sigma2: float, lam, 
         out["variance"][j] = sigma2 * df2 / n / denom
         out["train_error"][j] = (lj / k) ** 2 * test if k > 0 else 0.0
         out["norm2"][j] = float(np.sum(w**2 * b2)) + float(np.sum(spec / (spec + k) ** 2)) / n * test
-    shape = np.shape(lam)
+    shape = lam.shape
     return DeterministicEquivalent(**{k: v.reshape(shape) for k, v in out.items()})
 
 
+@validate_params({**_DE_PARAMS, "tau": POSITIVE})
 def lambda_for_train_error_theory(spectrum, target_coefficients, sigma2: float, tau: float, n: int) -> float:
-    """The penalty λ at which the deterministic equivalent's training error equals ``tau``."""
+    """The penalty λ at which the deterministic equivalent's training error equals ``tau`` > 0 (``ValueError``
+    naming ``tau`` when no λ attains it)."""
     def f(log_l: float) -> float:
         return float(deterministic_equivalent(spectrum, target_coefficients, sigma2, math.exp(log_l), n)
                      .train_error) - tau
-    spec = np.asarray(spectrum, dtype=float)
+    spec = spectrum
     lo, hi = math.log(spec.min() * 1e-8), math.log(spec.sum() * 1e4)
     if f(lo) > 0 or f(hi) < 0:
-        raise ValueError(f"tau: {tau:.4g} is not attained by the deterministic equivalent on λ ∈ [{math.exp(lo):.3g}, "
-                         f"{math.exp(hi):.3g}]")
+        raise ValueError(f"tau: must be a training error the deterministic equivalent attains on λ ∈ "
+                         f"[{math.exp(lo):.3g}, {math.exp(hi):.3g}] (got {tau:.4g})")
     return math.exp(brentq(f, lo, hi, xtol=1e-12, maxiter=500))
 
 
@@ -121,23 +122,16 @@ def powerlaw_J(k, alpha: float, gamma: float) -> np.ndarray:
     return T * hyp2f1(2.0, 1.0 / alpha, 1.0 + 1.0 / alpha, -np.asarray(k, dtype=float) * T**alpha)
 
 
-def _check_powerlaw(alpha: float, gamma: float) -> tuple[float, float]:
-    alpha = positive("alpha", alpha)
-    if alpha <= 1:
-        raise ValueError(f"alpha: must be > 1 for the power-law limit (got {alpha})")
-    gamma = in_range("gamma", gamma, 0.0, 1.0)
-    return alpha, gamma
-
-
 @dataclass(frozen=True)
 class Threshold:
     k_crit: float
     test_error: float
 
 
+@validate_params({**_POWERLAW_PARAMS, "sigma2": NON_NEGATIVE})
 def powerlaw_interpolation_threshold(alpha: float, gamma: float, sigma2: float = 1.0) -> Threshold:
-    """k_crit with I(k_crit) = 1 (ridgeless interpolation) and its test error σ²/(1 − J(k_crit))."""
-    alpha, gamma = _check_powerlaw(alpha, gamma)
+    """k_crit with I(k_crit) = 1 (ridgeless interpolation) and its test error σ²/(1 − J(k_crit)); α > 1,
+    γ ∈ (0, 1), σ² ≥ 0."""
     f = lambda lk: float(powerlaw_I(math.exp(lk), alpha, gamma)) - 1.0  # noqa: E731 (decreasing in k)
     lo, hi = -60.0, 60.0
     k = math.exp(brentq(f, lo, hi, xtol=1e-14, maxiter=500))
@@ -155,13 +149,11 @@ class Tradeoff:
     norm2_over_n_alpha: np.ndarray
 
 
+@validate_params({**_POWERLAW_PARAMS, "sigma2": POSITIVE, "tau": Array(to="numpy")})
 def powerlaw_tradeoff(alpha: float, gamma: float, tau, sigma2: float = 1.0) -> Tradeoff:
-    """The asymptotic train/test trade-off at training errors ``tau`` ∈ (0, σ²) (vectorized over tau)."""
-    alpha, gamma = _check_powerlaw(alpha, gamma)
-    sigma2 = positive("sigma2", sigma2)
-    taus = np.atleast_1d(np.asarray(tau, dtype=float))
-    if np.any(~(taus > 0)) or np.any(taus >= sigma2):
-        raise ValueError(f"tau: must lie in (0, sigma2 = {sigma2:g}); got {taus.min():.4g}..{taus.max():.4g}")
+    """The asymptotic train/test trade-off at training errors ``tau`` ∈ (0, σ²) (vectorized over tau; arrays shaped
+    like ``tau``)."""
+    taus = np.atleast_1d(check("tau", tau, Array(elements=Interval(Real, 0, sigma2))))
     k_crit = powerlaw_interpolation_threshold(alpha, gamma).k_crit
 
     def train(lk: float) -> float:
@@ -177,7 +169,7 @@ def powerlaw_tradeoff(alpha: float, gamma: float, tau, sigma2: float = 1.0) -> T
             hi += 2.0
         ks[j] = math.exp(brentq(lambda lk: train(lk) - t, lo, hi, xtol=1e-13, maxiter=500))
     I, J = powerlaw_I(ks, alpha, gamma), powerlaw_J(ks, alpha, gamma)
-    shape = np.shape(tau)
+    shape = tau.shape
     return Tradeoff(ks.reshape(shape), (ks * (1 - I)).reshape(shape),
                     (sigma2 * (1 - I) ** 2 / (1 - J)).reshape(shape), (sigma2 / (1 - J)).reshape(shape),
                     (sigma2 * (I - J) / (ks * (1 - J))).reshape(shape))

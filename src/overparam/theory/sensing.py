@@ -30,11 +30,19 @@ import torch
 from scipy.integrate import quad
 from scipy.optimize import minimize_scalar
 
-from ..validation import positive_int
+from ..validation import NON_NEGATIVE, POSITIVE_INT, Array, validate_params
 
 
+def _same_width(U: torch.Tensor, V: torch.Tensor, name: str = "V") -> None:
+    if U.shape[1] != V.shape[1]:
+        raise ValueError(f"{name}: must have {U.shape[1]} columns like the first factor (got shape {tuple(V.shape)})")
+
+
+@validate_params({"U": Array(2, to="torch", keep_float32=True), "V": Array(2, to="torch", keep_float32=True)})
 def imbalance(U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-    """Δ = UᵀU − VᵀV, shape (k, k)."""
+    """Δ = UᵀU − VᵀV, shape (k, k), for U (n1, k), V (n2, k) (float32 kept)."""
+    _same_width(U, V)
+    V = V.to(U.device, U.dtype)
     return U.T @ U - V.T @ V
 
 
@@ -44,15 +52,23 @@ def imbalance_increment(U: torch.Tensor, V: torch.Tensor, E: torch.Tensor, mu: f
     return mu**2 * (EV.T @ EV - EtU.T @ EtU)
 
 
+@validate_params({"EV": Array(2, to="torch", keep_float32=True), "EtU": Array(2, to="torch", keep_float32=True),
+                  "mu": NON_NEGATIVE})
 def imbalance_bound_increment(EV: torch.Tensor, EtU: torch.Tensor, mu: float) -> float:
-    """μ² max(‖EV‖²_op, ‖EᵀU‖²_op): the most one step can add to ‖Δ‖_op."""
+    """μ² max(‖EV‖²_op, ‖EᵀU‖²_op): the most one step can add to ‖Δ‖_op; EV (n1, k), EtU (n2, k)."""
+    _same_width(EV, EtU, "EtU")
+    return bound_increment(EV, EtU, mu)
+
+
+def bound_increment(EV: torch.Tensor, EtU: torch.Tensor, mu: float) -> float:
+    """:func:`imbalance_bound_increment` without the checks at the door, for a solver's inner loop."""
     return mu**2 * max(float(torch.linalg.matrix_norm(EV, ord=2)) ** 2,
                        float(torch.linalg.matrix_norm(EtU, ord=2)) ** 2)
 
 
+@validate_params({"n1": POSITIVE_INT, "n2": POSITIVE_INT, "r": POSITIVE_INT})
 def degrees_of_freedom(n1: int, n2: int, r: int) -> int:
-    """r(n1 + n2 − r)."""
-    n1, n2, r = positive_int("n1", n1), positive_int("n2", n2), positive_int("r", r)
+    """r(n1 + n2 − r) for 1 ≤ r ≤ min(n1, n2)."""
     if r > min(n1, n2):
         raise ValueError(f"r: rank {r} exceeds min(n1, n2) = {min(n1, n2)}")
     return r * (n1 + n2 - r)
@@ -83,6 +99,7 @@ class PhaseTransition:
 def nuclear_phase_transition(n1: int, n2: int, r: int) -> PhaseTransition:
     """Statistical dimension of the nuclear-norm descent cone at a rank-r n1×n2 matrix (module docstring)."""
     dof = degrees_of_freedom(n1, n2, r)
+    n1, n2, r = int(n1), int(n2), int(r)
     a, b = min(n1, n2) - r, max(n1, n2) - r
 
     def f(tau: float) -> float:
