@@ -422,8 +422,8 @@ def test_unusual_but_valid_input_gives_the_float64_numbers(thunk, rtol, atol):
                                atol=atol)
 
 
-# The cases for functions in modules other branches own (theory.quadratic_erm, problems.quadratic_net,
-# problems.softmax_regression, solvers.nuclear/newton/sketch): not run yet — the lead enables them at merge.
+# The nuclear-route and approximate-Newton modules (theory.quadratic_erm, problems.quadratic_net,
+# problems.softmax_regression, solvers.nuclear/newton/sketch), written on their own branches and merged
 OTHER_BRANCHES: list[tuple[str, object, str]] = [
     ("predict-negative-alpha", lambda: th.predict(-1.0, 0.5, 0.1, 0.1), "alpha"),
     ("predict-nan-alpha", lambda: th.predict([0.5, NAN], 0.5, 0.1, 0.1), "alpha"),
@@ -440,7 +440,7 @@ OTHER_BRANCHES: list[tuple[str, object, str]] = [
     ("psd-rank-nan", lambda: pb.psd_rank(np.full((3, 3), NAN)), "S"),
     ("psd-rank-not-square", lambda: pb.psd_rank(np.ones((3, 2))), "S"),
     ("quadratic-net-zero-width", lambda: pb.QuadraticNet(5, 0), "m"),
-    ("softmax-unknown-activation", lambda: pb.SoftmaxRegression(np.ones((4, 2)), np.ones(4), np.ones(2),
+    ("softmax-unknown-activation", lambda: pb.SoftmaxRegression(np.ones((4, 2)), np.ones(4), np.ones(4),
                                                                 activation="foo"), "activation"),
     ("softmax-nan-C", lambda: pb.SoftmaxRegression(np.full((4, 2), NAN), np.ones(4), np.ones(2)), "C"),
     ("make-instance-zero-n", lambda: pb.make_instance(0, 5, 0), "n"),
@@ -451,3 +451,8 @@ OTHER_BRANCHES: list[tuple[str, object, str]] = [
     ("nuclear-y-nan", lambda: sv.nuclear_least_squares(_sensing()[0], np.full(60, NAN), 0.1), "y"),
     ("convex-recovery-zero-stages", lambda: sv.convex_recovery(*_sensing()[:2], stages=0), "stages"),
 ]
+
+
+@pytest.mark.parametrize("thunk, param", [pytest.param(t, p, id=i) for i, t, p in OTHER_BRANCHES])
+def test_bad_input_is_refused_in_one_line_nuclear_and_newton(thunk, param):
+    _one_line_error(thunk, param)

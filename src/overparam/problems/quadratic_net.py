@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..solvers.nuclear import nuclear_least_squares
-from ..validation import choice, finite_array, positive, positive_int
+from ..validation import NON_NEGATIVE, Array, choice, finite_array, positive, positive_int, validate_params
 from .matrix_sensing import SensingOperator
 
 #: eigenvalues above RANK_RTOL·λ_max count towards the rank of a PSD matrix
@@ -123,8 +123,12 @@ class QuadraticNetProblem:
         return 2.0 * float((D * D).sum()) / self.d + self.noise
 
 
+@validate_params({"S": Array(ndim=2, to="torch"), "rtol": NON_NEGATIVE})
 def psd_rank(S: torch.Tensor, rtol: float = RANK_RTOL) -> tuple[int, np.ndarray]:
-    """#{eigenvalues of sym(S) > rtol·λ_max} and the eigenvalues (ascending) of sym(S) = (S + Sᵀ)/2."""
+    """#{eigenvalues of sym(S) > rtol·λ_max} and the eigenvalues (ascending) of sym(S) = (S + Sᵀ)/2; S (d, d),
+    NumPy or torch."""
+    if S.shape[0] != S.shape[1]:
+        raise ValueError(f"S: must be square (got shape {tuple(S.shape)})")
     ev = torch.linalg.eigvalsh(0.5 * (S + S.T)).cpu().numpy()
     return int((ev > rtol * max(ev.max(), 1e-300)).sum()), ev
 

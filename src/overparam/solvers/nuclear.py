@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..validation import finite_array, positive, positive_int
+from ..validation import POSITIVE, POSITIVE_INT, finite_array, positive, positive_int, validate_params
 from .result import SolverResult
 
 
@@ -121,6 +121,7 @@ def nuclear_least_squares(op: Any, y: torch.Tensor, lam: float, *, psd: bool = F
     return SolverResult(X, history, status, it, message)
 
 
+@validate_params({"lam_final_rel": POSITIVE, "stages": POSITIVE_INT, "max_iter": POSITIVE_INT, "tol": POSITIVE})
 def convex_recovery(op: Any, y: torch.Tensor, lam_final_rel: float = 1e-5, stages: int = 6, max_iter: int = 600,
                     tol: float = 1e-9) -> SolverResult:
     """Approximately min ‖X‖_* subject to 𝒜(X) = y: nuclear-norm least squares with the penalty driven from

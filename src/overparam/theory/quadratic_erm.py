@@ -48,7 +48,7 @@ from numpy.polynomial import polynomial as npp
 from scipy.integrate import quad
 from scipy.optimize import brentq, minimize_scalar
 
-from ..validation import positive
+from ..validation import POSITIVE, Array, validate_params, positive
 from . import free_convolution as fc
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(96)  # per panel
@@ -216,6 +216,7 @@ class _SpectrumLaw:
         return Quadrature(np.concatenate(xs), np.concatenate(ws) / self.mass, np.concatenate(hs))
 
 
+@validate_params({"kappa": POSITIVE, "delta2": POSITIVE})
 def spectrum_quadrature(kappa: float, delta2: float, above: float | None = None) -> Quadrature:
     """Quadrature for ρ_Y = ρ_{S*} ⊞ semicircle(δ²), renormalised to total mass 1; with ``above`` = θ, only for its
     part on [θ, ∞), the support cut at θ so that integrals of (x − θ)₊ and of the step 1{x > θ} are integrals of
@@ -403,6 +404,7 @@ def _solve_one(alpha: float, teacher: _Teacher, lam: float, noise: float, start:
     return d2, th, op
 
 
+@validate_params({"alpha": Array(elements=POSITIVE, to="numpy")})
 def predict(alpha, kappa_star: float | None = None, lam: float | None = None, noise: float | None = None,
             teacher_spectrum=None) -> Prediction:
     """Asymptotic errors of ERM (module docstring), vectorized over ``alpha`` (solved in increasing α with warm
@@ -481,6 +483,7 @@ def perfect_recovery_threshold(kappa_star) -> np.ndarray:
     return out.reshape(np.shape(kappa_star))
 
 
+@validate_params({"kappa_star": Array(elements=POSITIVE, to="numpy")})
 def bayes_optimal_threshold(kappa_star) -> np.ndarray:
     """κ* − κ*²/2 for κ* < 1, 1/2 beyond."""
     k = np.minimum(np.asarray(kappa_star, dtype=float), 1.0)
