@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..solvers.nuclear import nuclear_least_squares
-from ..validation import NON_NEGATIVE, Array, choice, finite_array, positive, positive_int, validate_params
+from ..validation import NON_NEGATIVE, Array, Seed, choice, finite_array, positive, positive_int, validate_params
 from .matrix_sensing import SensingOperator
 
 #: eigenvalues above RANK_RTOL·λ_max count towards the rank of a PSD matrix
@@ -156,10 +156,12 @@ def powerlaw_teacher_spectrum(d: int, gamma: float, q0: float = 1.0, rank: int |
     return s * math.sqrt(q0 * d / float(s @ s))
 
 
+@validate_params({"g": Seed(to="torch")})
 def powerlaw_teacher(d: int, gamma: float, g: torch.Generator, q0: float = 1.0, rank: int | None = None,
                      dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """S* = U diag(s) Uᵀ with s = :func:`powerlaw_teacher_spectrum` (d, γ, q0, rank) and U Haar-distributed (QR of
-    a Gaussian matrix with the signs of R's diagonal moved into Q); shape (d, d)."""
+    a Gaussian matrix with the signs of R's diagonal moved into Q); shape (d, d). ``g``: an int, a NumPy or a torch
+    Generator."""
     s = torch.as_tensor(powerlaw_teacher_spectrum(d, gamma, q0, rank), dtype=dtype, device=g.device)
     Q, R = torch.linalg.qr(torch.randn(d, d, generator=g, device=g.device, dtype=dtype))
     U = Q * torch.sign(torch.diagonal(R))

@@ -14,11 +14,12 @@ and every value is checked here, at the door, with a one-line error that names t
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from ..validation import Constraint, InstanceOf, Integral, Interval, Options, Real, check
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class Param:
     """One declared parameter.
 
     ``default`` maps each scale to the value (or list of values) the study uses there; ``low``/``high`` bound a
-    number (``closed`` in {'both', 'left', 'right', 'neither'}); ``choices`` lists the allowed strings; ``theory``
+    number (``closed`` in {'both', 'left', 'right', 'neither'}, as :class:`overparam.validation.Interval`);
+    ``choices`` lists the allowed strings; ``theory``
     says whether the theory's prediction depends on the parameter (``overparam theory`` grids only those)."""
 
     name: str
@@ -39,38 +41,28 @@ class Param:
     choices: tuple[str, ...] | None = None
     theory: bool = True
 
-    def allowed(self) -> str:
-        """The allowed values in words, e.g. 'a number in (0, 1]' or 'one of goe, quadratic'."""
+    @property
+    def constraint(self) -> Constraint:
+        """The parameter's check in :mod:`overparam.validation` (the library's one mechanism)."""
         if self.choices:
-            return "one of " + ", ".join(self.choices)
-        what = {int: "an integer", float: "a number", str: "a string"}[self.kind]
-        if self.low is None and self.high is None:
-            return what
-        lb = "[" if self.closed in ("both", "left") and self.low is not None else "("
-        rb = "]" if self.closed in ("both", "right") and self.high is not None else ")"
-        lo = "-inf" if self.low is None else f"{self.low:g}"
-        hi = "inf" if self.high is None else f"{self.high:g}"
-        return f"{what} in {lb}{lo}, {hi}{rb}"
+            return Options(self.choices)
+        if self.kind is str:
+            return InstanceOf(str)
+        return Interval(Integral if self.kind is int else Real, self.low, self.high, self.closed)
+
+    def allowed(self) -> str:
+        """The allowed values in words, e.g. 'a finite number > 0' or 'one of 'goe', 'quadratic''."""
+        return self.constraint.describe()
 
     def check(self, value: Any) -> Any:
-        """``value`` converted to :attr:`kind` and checked; ``ValueError('NAME: must be ... (got ...)')`` otherwise."""
-        bad = ValueError(f"{self.name}: must be {self.allowed()} (got {value!r})")
-        if self.kind is str:
-            v = str(value)
-            if self.choices and v not in self.choices:
-                raise bad
-            return v
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            raise bad from None
-        if not math.isfinite(x) or (self.kind is int and not x.is_integer()):
-            raise bad
-        lo_ok = self.low is None or (x >= self.low if self.closed in ("both", "left") else x > self.low)
-        hi_ok = self.high is None or (x <= self.high if self.closed in ("both", "right") else x < self.high)
-        if not (lo_ok and hi_ok):
-            raise bad
-        return int(x) if self.kind is int else x
+        """``value`` (a number, or its text from the command line) checked by :attr:`constraint`;
+        ``ValueError('NAME: must be ... (got ...)')`` otherwise."""
+        if self.kind is not str and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"{self.name}: must be {self.allowed()} (got {value!r})") from None
+        return check(self.name, value, self.constraint)
 
     def defaults(self, scale: str) -> list[Any]:
         """The values the study uses at ``scale``, as a list."""
