@@ -191,11 +191,11 @@ def test_sweep_judges_its_own_grid_and_leaves_other_parts_not_judged(tmp_path):
 
 
 def test_sweep_refuses_bad_seeds_and_values(tmp_path):
-    for args, start in [(["--seeds", "0"], "error: --seeds: must be a whole number ≥ 1"),
+    for args, start in [(["--seeds", "0"], "error: --seeds: must be an integer ≥ 1 (got 0)"),
                         (["--set", "n=0"], "error: --set n: must be an integer ≥ 1 (got 0)")]:
         r = _cli(["sweep", "toy", "--out", str(tmp_path), *args])
         assert r.returncode == 2 and r.stderr.strip().startswith(start), r.stderr
-    with pytest.raises(ValueError, match="^seeds: must be a whole number ≥ 1"):
+    with pytest.raises(ValueError, match="^seeds: must be an integer ≥ 1"):
         op.sweep_study("toy", {"n": [4]}, seeds=0, out=tmp_path)
 
 

@@ -19,7 +19,7 @@ try:  # typer ≥ 0.23 ships its own copy of click
 except ImportError:  # pragma: no cover - older typer on click
     from click.exceptions import Abort, Exit, UsageError
 
-from .config import ConfigError, ReproduceConfig, validate
+from .config import ConfigError, ReproduceConfig, check_option, validate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="overparam: five results of overparameterized-learning theory, reproduced and measured.")
@@ -56,11 +56,9 @@ def _study(name: str):
 
 def _grid(study, settings: list[str] | None, scale: str, only_theory: bool = False):
     """The study's grid from ``--set`` items; a bad item or value is a one-line ``--set NAME: …`` error."""
-    from .studies import SCALES
     from .studies.params import settings_from_cli
 
-    if scale not in SCALES:
-        raise ConfigError("scale", f"must be one of {', '.join(SCALES)} (got {scale!r})")
+    _scale(scale)
     try:
         return study.grid(settings_from_cli(settings or [], study.params), scale, only_theory)
     except ValueError as exc:
@@ -127,15 +125,25 @@ def plan(
 def _spec(st, settings: list[str] | None, scale: str, seeds: int, sweep: bool) -> str:
     """The points to run: ``scale`` (the study's own grid), or with ``sweep`` the grid of ``settings``."""
     from .pipeline import sweep_spec
-    from .studies import SCALES
+    from .validation import POSITIVE_INT
 
-    if scale not in SCALES:
-        raise ConfigError("scale", f"must be one of {', '.join(SCALES)} (got {scale!r})")
     if not sweep:
-        return scale
-    if seeds < 1:
-        raise ConfigError("seeds", f"must be a whole number ≥ 1 (got {seeds})")
-    return sweep_spec(_grid(st, settings, scale), seeds, scale)
+        return _scale(scale)
+    return sweep_spec(_grid(st, settings, scale), _option("seeds", seeds, POSITIVE_INT), scale)
+
+
+def _option(name: str, value, spec):
+    """``value`` checked by the library's one mechanism; a refusal is the one-line ``--name: …`` error."""
+    try:
+        return check_option(name, value, spec)
+    except ValueError as exc:
+        raise ConfigError(name, str(exc)) from None
+
+
+def _scale(scale: str) -> str:
+    from .studies import SCALES
+    from .validation import Options
+    return _option("scale", scale, Options(SCALES))
 
 
 def _plan_text(specs: dict[str, str], workers: int, calibrate_from: Path | None = None) -> str:

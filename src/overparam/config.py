@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .backend import DEVICES, cuda_available
 from .studies import SCALES, all_studies
+from .validation import POSITIVE_INT, Options, check
 
 
 class ConfigError(ValueError):
@@ -44,9 +45,7 @@ class ReproduceConfig(BaseModel):
     @field_validator("scale")
     @classmethod
     def _scale(cls, v: str) -> str:
-        if v not in SCALES:
-            raise ValueError(f"must be one of {', '.join(SCALES)} (got {v!r})")
-        return v
+        return check_option("scale", v, Options(SCALES))
 
     @field_validator("out")
     @classmethod
@@ -71,12 +70,10 @@ class ReproduceConfig(BaseModel):
     @classmethod
     def _workers(cls, v: object) -> int:
         try:
-            n = int(str(v))
+            v = int(str(v))  # the command line gives text
         except ValueError:
-            raise ValueError(f"must be a whole number ≥ 1 (got {v!r})") from None
-        if n < 1:
-            raise ValueError(f"must be a whole number ≥ 1 (got {n})")
-        return n
+            pass
+        return check_option("workers", v, POSITIVE_INT)
 
     @field_validator("scheduler")
     @classmethod
@@ -84,6 +81,15 @@ class ReproduceConfig(BaseModel):
         if v is not None and not v.strip():
             raise ValueError("must be a Dask scheduler address such as tcp://127.0.0.1:8786")
         return v
+
+
+def check_option(name: str, value: object, spec) -> object:
+    """:func:`overparam.validation.check` (the library's one mechanism), its message without the name, which
+    :class:`ConfigError` writes as the option ``--name``."""
+    try:
+        return check(name, value, spec)
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix(f"{name}: ")) from None
 
 
 def validate(model: type[BaseModel], **values: object) -> BaseModel:

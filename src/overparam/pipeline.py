@@ -20,6 +20,7 @@ from .studies import get
 from .claims import Verdict
 from .studies.base import Study
 from .studies.params import Grid
+from .validation import POSITIVE_INT, check
 from .sweep.engine import SweepSummary, run_sweep, tasks_for
 from .sweep.executors import Executor, versions
 from .sweep.lock import folder_lock
@@ -96,8 +97,7 @@ def sweep_study(study: str, settings: dict[str, list[Any]] | None = None, seeds:
     their ``scale`` defaults), ``seeds`` seeds per grid point, and judge its claims on that grid, as ``reproduce``
     does (claims that need a grid not given are "not judged"). Resumable: finished points are skipped."""
     grid = get(study).grid(settings, scale)
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise ValueError(f"seeds: must be a whole number ≥ 1 (got {seeds!r})")
+    seeds = check("seeds", seeds, POSITIVE_INT)
     return run_specs({study: sweep_spec(grid, seeds, scale)}, out, executor, device, quiet)
 
 

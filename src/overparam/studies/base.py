@@ -26,6 +26,7 @@ from typing import Any, Callable, ClassVar
 import pandas as pd
 
 from ..claims import Claim, Verdict, judge
+from ..validation import POSITIVE_INT, check
 from .params import Grid, Param, make_grid
 
 SCALES: tuple[str, ...] = ("test", "quick", "paper")
@@ -121,8 +122,7 @@ class Study:
 
     def sweep_points(self, grid: Grid, seeds: int) -> list[dict[str, Any]]:
         """The sweep part's points on ``grid``, each at seeds ``sweep_seed0 …``; tagged with the part."""
-        if seeds < 1:
-            raise ValueError(f"seeds: must be ≥ 1 (got {seeds})")
+        seeds = check("seeds", seeds, POSITIVE_INT)
         return [dict(part=self.sweep_part, **self.sweep_point(values, self.sweep_seed0 + s))
                 for values in grid.points() for s in range(seeds)]
 
