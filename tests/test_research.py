@@ -279,9 +279,12 @@ def test_memory_formula_against_a_measured_peak(tmp_path):
     resident peak above the interpreter's footprint is the formula's arrays within 30 % (measured: 322 MB against
     311 MB)."""
     point = dict(part="errors", design="goe", d=60, alpha=3.0, kappa=0.5, lam=0.1, noise=0.1, seed=0)
-    code = ("import json, resource, sys; from overparam.studies import get; st = get('nuclear-route'); "
-            "b = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; st.run(json.loads(sys.argv[1])); "
-            "print(1024 * b, 1024 * resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    # the resident high-water mark of this process's memory (VmHWM, reset by exec; ru_maxrss is not: a child
+    # started from a large pytest process would report the parent's peak)
+    code = ("import json, sys; from overparam.studies import get; st = get('nuclear-route'); "
+            "hwm = lambda: 1024 * int(next(l for l in open('/proc/self/status') "
+            "if l.startswith('VmHWM')).split()[1]); "
+            "b = hwm(); st.run(json.loads(sys.argv[1])); print(b, hwm())")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OVERPARAM_", "TOY_"))}
     r = subprocess.run([sys.executable, "-c", code, json.dumps(point)], capture_output=True, text=True, timeout=300,
                        env=env)
