@@ -76,8 +76,12 @@ def study_points(study: Study, spec: str, device: str = "cpu") -> list[dict[str,
     """The study's grid for ``spec`` (a scale or a sweep spec), each point told which device it runs on (see
     :func:`device_for`), so that a study that cannot use ``device`` keeps the keys of its CPU points and a rerun on
     CPU finds them."""
+    return _on_device(study, resolve(study, spec)[1], device)
+
+
+def _on_device(study: Study, points: list[dict[str, Any]], device: str) -> list[dict[str, Any]]:
     dev = device_for(study, device)
-    return [dict(p, device=dev) for p in resolve(study, spec)[1]]
+    return [dict(p, device=dev) for p in points]
 
 
 def reproduce(studies: list[str], scale: str = "quick", out: Path | str = "overparam-results",
@@ -91,8 +95,8 @@ def reproduce(studies: list[str], scale: str = "quick", out: Path | str = "overp
 
 
 def sweep_study(study: str, settings: dict[str, list[Any]] | None = None, seeds: int = 3, scale: str = "quick",
-          out: Path | str = "overparam-results", executor: Executor | None = None, device: str = "cpu",
-          quiet: bool | None = None) -> Outcome:
+                out: Path | str = "overparam-results", executor: Executor | None = None, device: str = "cpu",
+                quiet: bool | None = None) -> Outcome:
     """Run ``study``'s sweep part on a grid of its declared parameters (``settings``: name → values; the others at
     their ``scale`` defaults), ``seeds`` seeds per grid point, and judge its claims on that grid, as ``reproduce``
     does (claims that need a grid not given are "not judged"). Resumable: finished points are skipped."""
@@ -152,10 +156,9 @@ def completeness_verdict(study: str, n_done: int, n_total: int) -> Verdict:
                    f"{n_total - n_done} failed" if n_done < n_total else "", "at_least")
 
 
-def study_results(store: Store, study: Study, spec: str, device: str) -> pd.DataFrame:
-    """The store's rows for the study's points at ``spec`` (a scale or a sweep spec; done and failed)."""
-    keys = [t.key for t in tasks_for(study, study_points(study, spec, device))]
-    return store.results(study.name, keys)
+def study_results(store: Store, study: Study, points: list[dict[str, Any]]) -> pd.DataFrame:
+    """The store's rows for the study's ``points`` (done and failed)."""
+    return store.results(study.name, [t.key for t in tasks_for(study, points)])
 
 
 def build_report(out: Path, studies: list[str] | None = None) -> Outcome:
@@ -169,9 +172,10 @@ def build_report(out: Path, studies: list[str] | None = None) -> Outcome:
         names = studies if studies is not None else list(last)
         for name in names:
             info = last.get(name, {"scale": "quick", "device": "cpu"})
-            study, _, scale = resolve(get(name), info["scale"])
-            df = study_results(store, get(name), info["scale"], info["device"])
-            n_total = len(study_points(get(name), info["scale"], info["device"]))
+            study, points, scale = resolve(get(name), info["scale"])  # the grid is made once
+            points = _on_device(study, points, info["device"])
+            df = study_results(store, study, points)
+            n_total = len(points)
             done = df[df["status"] == "done"].reset_index(drop=True) if len(df) else df
             errors = [] if not len(df) else [f"point {r.key}: {(r.error or 'failed').splitlines()[0]}"
                                              for r in df[df["status"] != "done"].itertuples()][:10]

@@ -112,26 +112,21 @@ class CostModel:
     def calibrate(cls, records: Iterable[Any], studies: dict[str, Any], source: str = "") -> "CostModel":
         """Fit every part from finished store records (``PointRecord`` s with ``study``, ``params``, ``status``,
         ``duration_s``) of the ``studies`` given (name → Study)."""
+        parts = {name: study._parts() for name, study in studies.items()}  # built once, not per record
         rows: dict[tuple[str, Any, Any], list[tuple[float, float]]] = {}
         for r in records:
             study = studies.get(r.study)
             if study is None or r.status != "done" or not r.duration_s:
                 continue
-            part = study._parts().get(r.params.get("part"))
+            part = parts[r.study].get(r.params.get("part"))
             if part is None:
                 continue
             rows.setdefault(_pool(study, part), []).append((_work(part, r.params), float(r.duration_s)))
         fits = {k: fit_part(*map(np.array, zip(*v))) for k, v in rows.items()}
         return cls({f"{name}/{part.name}": fits[_pool(study, part)] for name, study in studies.items()
-                    for part in study.parts() if _pool(study, part) in fits}, source)
+                    for part in parts[name].values() if _pool(study, part) in fits}, source)
 
     # --- using one --------------------------------------------------------------------------------------------------
-    def seconds(self, study: Any, point: dict[str, Any]) -> float:
-        """Estimated seconds of one point (NaN when its part was never calibrated)."""
-        cost = self.parts.get(f"{study.name}/{point.get('part')}")
-        part = study._parts().get(point.get("part"))
-        return cost.seconds(_work(part, point)) if cost is not None and part is not None else math.nan
-
     def seconds_per_part(self, study: Any, points: list[dict[str, Any]]) -> dict[str, float]:
         """Mean estimated seconds per point of each part present in ``points``."""
         table = self.plan(study, points)
@@ -145,9 +140,9 @@ class CostModel:
         for name in dict.fromkeys(p.get("part") for p in points):
             pts = [p for p in points if p.get("part") == name]
             part = parts[name]
-            secs = np.array([self.seconds(study, p) for p in pts])
+            cost = self.parts.get(f"{study.name}/{name}")  # None: never calibrated, NaN seconds
+            secs = np.array([cost.seconds(_work(part, p)) if cost else math.nan for p in pts])
             mem = max((float(part.memory(p)) for p in pts), default=0.0) if part.memory is not None else 0.0
-            cost = self.parts.get(f"{study.name}/{name}")
             rows.append(dict(study=study.name, part=name, points=len(pts), seconds_per_point=float(np.mean(secs)),
                              cpu_seconds=float(np.sum(secs)), peak_memory=BASE_MEMORY + mem,
                              spread=cost.spread if cost else math.nan))
