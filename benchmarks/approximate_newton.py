@@ -35,9 +35,10 @@ from scipy.optimize import minimize as sp_minimize  # noqa: E402
 
 from _common import RESULTS, write  # noqa: E402
 from overparam.problems.softmax_regression import curvature_report, make_data_dominated, make_instance  # noqa: E402
+from overparam.backend import pin_threads  # noqa: E402
 from overparam.solvers.newton import solve  # noqa: E402
 
-torch.set_num_threads(1)
+pin_threads(1)  # torch, BLAS and OpenMP: one thread each
 FAMILIES = {"easy": make_instance, "data-dominated": make_data_dominated}
 
 

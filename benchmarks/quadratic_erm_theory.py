@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from overparam.backend import pin_threads
+
 from _common import write
 from overparam.problems.quadratic_net import powerlaw_teacher_spectrum
 from overparam.theory.quadratic_erm import predict
@@ -57,7 +59,7 @@ def main() -> None:
     ap.add_argument("--n-alpha-spectrum", type=int, default=10)
     ap.add_argument("--atoms", type=int, default=400)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    pin_threads(1)  # torch, BLAS and OpenMP: one thread each
     lam, noise = 0.1, 0.1
     rows = []
     before = previous_predict()
