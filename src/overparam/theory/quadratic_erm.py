@@ -12,7 +12,8 @@ Gaussian teacher (eigenvalues of S* = √κ*·Marchenko–Pastur of ratio 1/κ*)
 
 taking the root with the largest |Im G|. The support of ρ_Y is where the cubic's discriminant (a quartic in z) is
 negative; integrals over each interval use x = c − r cos t and Gauss–Legendre nodes in t, which absorb the
-square-root edges; each interval is cut into panels at −2δ, 0, 2δ, 4δ and, for integrals of (x − θ)₊ or 1{x > θ},
+square-root edges; each interval is cut into panels at −2δ, 0, 2δ, 4δ, at the real parts of the discriminant's complex
+roots (where ρ_Y nearly splits in two, a dip) and, for integrals of (x − θ)₊ or 1{x > θ},
 at θ, so that no panel integrates a kink, a step or the narrow bump of the teacher's smoothed atom at 0.
 
 **Any teacher.** For a teacher given by the eigenvalues of S* (``teacher_spectrum``), ρ_Y is the free convolution
@@ -49,72 +50,44 @@ from scipy.integrate import quad
 from scipy.optimize import brentq, minimize_scalar
 
 from ..validation import POSITIVE, Array, validate_params, positive
+from . import _wishart_batch
 from . import free_convolution as fc
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(96)  # per panel
 
 
 # --- the spectrum of Y = S* + δZ ---------------------------------------------------------------------------------
-def _cubic_coeffs(z: np.ndarray, kappa: float, delta2: float) -> np.ndarray:
-    """Coefficients (highest first) of the cubic in G, one row per z; shape (len(z), 4)."""
-    sk = math.sqrt(kappa)
-    z = np.asarray(z, dtype=float)
-    return np.stack([np.full_like(z, -delta2 / sk), z / sk + delta2, -(z + (1 - kappa) / sk), np.ones_like(z)], 1)
-
-
-def _real_root(B: np.ndarray, C: np.ndarray, E: np.ndarray, newton: int = 2) -> np.ndarray:
-    """A real root of G³ + B G² + C G + E (Cardano where one root is real, the trigonometric form where all three
-    are), polished by Newton steps."""
-    p, q = C - B * B / 3, 2 * B**3 / 27 - B * C / 3 + E
-    disc = q * q / 4 + p**3 / 27
-    sq = np.sqrt(np.maximum(disc, 0.0))
-    t = np.cbrt(-q / 2 + sq) + np.cbrt(-q / 2 - sq)
-    three = disc < 0
-    if three.any():
-        pm = np.minimum(p[three], -1e-300)
-        arg = np.clip(1.5 * q[three] / pm * np.sqrt(-3 / pm), -1.0, 1.0)
-        t[three] = 2 * np.sqrt(-pm / 3) * np.cos(np.arccos(arg) / 3)
-    r = t - B / 3
-    for _ in range(newton):
-        f, df = ((r + B) * r + C) * r + E, (3 * r + 2 * B) * r + C
-        r = np.where(df != 0, r - f / np.where(df != 0, df, 1.0), r)
-    return r
-
-
 def stieltjes(x: np.ndarray, kappa: float, delta2: float) -> np.ndarray:
     """G_Y(x + i0) on the real line (complex; Im ≤ 0 inside the support), vectorized over x: the cubic's root with
-    the largest |Im G|. Its real root r is found in closed form; the other two have product P = −E/r and sum
-    s = (C − P)/r (Vieta; −B − r where r is small), a complex-conjugate pair s/2 ± (i/2)√(4P − s²) inside the support
-    (real outside, Im G = 0 there)."""
-    c = _cubic_coeffs(np.atleast_1d(x), kappa, delta2)
-    B, C, E = (c[:, i] / c[:, 0] for i in (1, 2, 3))
-    r = _real_root(B, C, E)
-    safe = np.where(r != 0, r, 1.0)
-    P = np.where(r != 0, -E / safe, C)
-    s = np.where(r * r > np.abs(P), (C - P) / safe, -B - r)
-    disc = 4 * P - s * s
-    return s / 2 + np.where(disc > 0, -0.5j * np.sqrt(np.maximum(disc, 0.0)), 0.5 * np.sqrt(np.maximum(-disc, 0.0)))
+    the largest |Im G| (closed form, :func:`._wishart_batch.stieltjes`)."""
+    x = np.atleast_1d(np.asarray(x, dtype=float))
+    return _wishart_batch.stieltjes(x, kappa, np.full_like(x, delta2))
 
 
 def _discriminant(kappa: float, delta2: float) -> np.ndarray:
-    """Coefficients (lowest degree first) of the cubic's discriminant 18abcd − 4b³d + b²c² − 4ac³ − 27a²d² as a
-    quartic in z, for a = −δ²/√κ*, b = δ² + z/√κ*, c = −(1 − κ*)/√κ* − z, d = 1 (the cubic of the module
-    docstring), by products of coefficient arrays."""
-    sk = math.sqrt(kappa)
-    a, b, c = np.array([-delta2 / sk]), np.array([delta2, 1 / sk]), np.array([-(1 - kappa) / sk, -1.0])
-    mul, add = npp.polymul, npp.polyadd
-    terms = [18 * mul(mul(a, b), c), -4 * mul(mul(b, b), b), mul(mul(b, b), mul(c, c)),
-             -4 * mul(a, mul(mul(c, c), c)), -27 * mul(a, a)]
-    out = np.zeros(5)
-    for t in terms:
-        out = add(out, t)
-    return out
+    """Coefficients (lowest degree first) of the cubic's discriminant, a quartic in z
+    (:func:`._wishart_batch.discriminant`)."""
+    return _wishart_batch.discriminant(kappa, np.array([float(delta2)]))[0]
+
+
+def _disc_roots(kappa: float, delta2: float) -> tuple[np.ndarray, np.ndarray]:
+    """The quartic discriminant's coefficients and roots."""
+    disc = _discriminant(kappa, delta2)
+    return disc, npp.polyroots(disc)
+
+
+def dips(kappa: float, delta2: float) -> list[float]:
+    """Real parts of the discriminant's complex roots: where ρ_Y nearly splits into two intervals (a complex pair
+    close to the axis), the density dips almost to 0 over a width of the order of the imaginary part, which
+    Gauss–Legendre nodes resolve only when a panel ends there (without that cut, at κ* = 0.5, δ² = 0.0214 the mass
+    is off by 3e-6 and D by 6e-5 against adaptive quadrature)."""
+    roots = _disc_roots(kappa, delta2)[1]
+    return sorted({float(r.real) for r in roots if abs(r.imag) >= 1e-9 * (1 + abs(r))})
 
 
 def support(kappa: float, delta2: float) -> list[tuple[float, float]]:
     """Intervals where ρ_Y > 0: where the cubic's discriminant (a quartic in z) is negative."""
-    disc = _discriminant(kappa, delta2)
-    roots = npp.polyroots(disc)
+    disc, roots = _disc_roots(kappa, delta2)
     r = np.sort(np.real(roots[np.abs(roots.imag) < 1e-9 * (1 + np.abs(roots))]))
     pts = np.unique(np.round(r, 14))
     mids = 0.5 * (pts[:-1] + pts[1:])
@@ -147,12 +120,14 @@ def _quadrature(kappa: float, delta2: float, above: float, mass: float,
                 intervals: list[tuple[float, float]]) -> Quadrature:
     """Nodes on supp ρ_Y ∩ [above, ∞) (``intervals`` = the support), each interval cut at ``above``, weights divided
     by ``mass``. Panels also end at −2δ, 0, 2δ and 4δ: for κ* < 1 the teacher's atom at 0 (mass 1 − κ*), smoothed by
-    the semicircle of radius 2δ, is a narrow bump that one panel over the whole interval resolves only to ~1e-4."""
+    the semicircle of radius 2δ, is a narrow bump that one panel over the whole interval resolves only to ~1e-4; and at
+    the near-splitting dips of ρ_Y (:func:`dips`)."""
     xs, ws, hs = [np.empty(0)], [np.empty(0)], [np.empty(0)]
     delta = math.sqrt(delta2)
+    inner = sorted([-2 * delta, 0.0, 2 * delta, 4 * delta] + dips(kappa, delta2))
     for lo, hi in intervals:
         lo = max(lo, above)
-        cuts = [lo] + [c for c in (-2 * delta, 0.0, 2 * delta, 4 * delta) if lo < c < hi] + [hi]
+        cuts = [lo] + [c for c in inner if lo < c < hi] + [hi]
         for a, b in zip(cuts[:-1], cuts[1:]):
             if b > a:
                 x, w, h = _nodes_on(a, b, kappa, delta2)
@@ -407,8 +382,9 @@ def _solve_one(alpha: float, teacher: _Teacher, lam: float, noise: float, start:
 @validate_params({"alpha": Array(elements=POSITIVE, to="numpy")})
 def predict(alpha, kappa_star: float | None = None, lam: float | None = None, noise: float | None = None,
             teacher_spectrum=None) -> Prediction:
-    """Asymptotic errors of ERM (module docstring), vectorized over ``alpha`` (solved in increasing α with warm
-    starts), for the Wishart teacher of width κ*d (``kappa_star``) or any teacher given by the eigenvalues of S*
+    """Asymptotic errors of ERM (module docstring), vectorized over ``alpha`` (for the Wishart teacher the whole grid
+    at once by a joint Newton iteration, :mod:`._wishart_batch`; points it leaves, and any other teacher, one α at a
+    time in increasing α with warm starts), for the Wishart teacher of width κ*d (``kappa_star``) or any teacher given by the eigenvalues of S*
     (``teacher_spectrum``, array or tensor, in the problem's normalization: for the Wishart teacher those of
     W*ᵀW*/√(m* d); Q0 = ∫ s² dρ_{S*}; ρ_Y by subordination, :mod:`.free_convolution`). Exactly one of the two.
     ``ValueError`` naming the parameter for α ≤ 0, κ* ≤ 0, λ ≤ 0, Δ < 0, a negative/NaN eigenvalue or an empty
@@ -419,20 +395,24 @@ def predict(alpha, kappa_star: float | None = None, lam: float | None = None, no
     alphas = np.atleast_1d(np.asarray(alpha, dtype=float))
     if np.any(~np.isfinite(alphas)) or np.any(alphas <= 0):
         raise ValueError(f"alpha: must be finite and > 0 (got {alphas.min():g})")
-    order = np.argsort(alphas)
-    out = {k: np.empty_like(alphas) for k in ("mse", "test_error", "train_error", "rank_fraction", "Sigma", "trace",
-                                              "delta2", "theta")}
+    flat = alphas.ravel()
+    mse, D, rank, trace = (np.empty_like(flat) for _ in range(4))
+    d2s, ths = np.empty_like(flat), np.empty_like(flat)
+    done = np.zeros(len(flat), bool)
+    if kappa_star is not None:  # the whole grid at once (:mod:`._wishart_batch`); what it leaves, one at a time
+        d2s[:], ths[:], o, done = _wishart_batch.solve(flat, float(kappa_star), lam, noise)
+        mse[:], D[:], rank[:], trace[:] = o["mse"], o["D"], o["rank_fraction"], o["trace"]
     start = None
-    for i in order:
-        a = float(alphas[i])
-        d2, th, op = _solve_one(a, teacher, lam, noise, start)
-        start = d2
-        test = 2 * op.mse + noise
-        out["mse"][i], out["test_error"][i] = op.mse, test
-        out["train_error"][i] = test * (1 - op.D / (2 * a)) ** 2
-        out["rank_fraction"][i], out["trace"][i] = op.rank_fraction, op.trace
-        out["Sigma"][i] = op.D / (4 * (2 * a - op.D))
-        out["delta2"][i], out["theta"][i] = d2, th
+    for i in np.argsort(flat):
+        if done[i]:
+            start = d2s[i]
+            continue
+        d2s[i], ths[i], op = _solve_one(float(flat[i]), teacher, lam, noise, start)
+        start = d2s[i]
+        mse[i], D[i], rank[i], trace[i] = op.mse, op.D, op.rank_fraction, op.trace
+    test = 2 * mse + noise
+    out = {"mse": mse, "test_error": test, "train_error": test * (1 - D / (2 * flat)) ** 2, "rank_fraction": rank,
+           "Sigma": D / (4 * (2 * flat - D)), "trace": trace, "delta2": d2s, "theta": ths}
     shape = np.shape(alpha)
     return Prediction(**{k: v.reshape(shape) for k, v in out.items()})
 
