@@ -16,16 +16,16 @@ order):
   H_ℓ,b = ∂²ℓ_b/∂o²: J v by the double-vjp trick (the vjp u ↦ Jᵀu is linear in u; its vjp is J v), H_ℓ (J v) by
   double backward of ℓ in o, Jᵀ(·) by one vjp. Positive semi-definite whenever ℓ is convex in o.
 
-Data: tensors ``(inputs, targets)`` (optionally cut in ``batch_size`` pieces), ``inputs`` a dict of tensors passed to
-the model as keyword arguments (as Hugging Face models take them) with ``targets`` a tensor, or ``inputs`` a re-iterable
-of batches ``(x, y)`` (a ``DataLoader``, a list) with ``targets=None``, x a tensor or a dict of tensors.
-``param_filter`` is a callable ``(name, parameter) -> bool``, or a shell-style name pattern (``fnmatch``: ``"layers.0.*"``,
-``"*.weight"``) or a list of them; a pattern that selects no parameter is refused. Products of several vectors
-(``op @ V``, V of shape (dim, k)) run the second backward under ``torch.func.vmap`` over the k vectors, falling back to
-a loop over the shared graph where vmap fails (in-place operations, some custom functions). Products run inside
-``sdpa_kernel(SDPBackend.MATH)`` (``eager_attention=True``) so that attention, whose fused kernels have no double
-backward, can be differentiated twice. :meth:`HessianOperator.check_deterministic` tells a product that changes from
-call to call (dropout left on) from one that does not.
+Data: tensors ``(inputs, targets)`` (optionally cut in ``batch_size`` pieces), ``inputs`` a dict of tensors passed
+to the model as keyword arguments (as Hugging Face models take them) with ``targets`` a tensor, or ``inputs`` a
+re-iterable of batches ``(x, y)`` (a ``DataLoader``, a list) with ``targets=None``, x a tensor or a dict of tensors.
+``param_filter`` is a callable ``(name, parameter) -> bool``, or a shell-style name pattern (``fnmatch``:
+``"layers.0.*"``, ``"*.weight"``) or a list of them; a pattern that selects no parameter is refused. Products of
+several vectors (``op @ V``, V of shape (dim, k)) run the second backward under ``torch.func.vmap`` over the k
+vectors, falling back to a loop over the shared graph where vmap fails (in-place operations, some custom functions).
+Products run inside ``sdpa_kernel(SDPBackend.MATH)`` (``eager_attention=True``) so that attention, whose fused
+kernels have no double backward, can be differentiated twice. :meth:`HessianOperator.check_deterministic` tells a
+product that changes from call to call (dropout left on) from one that does not.
 """
 
 from __future__ import annotations
