@@ -185,13 +185,14 @@ class _Square(torch.nn.Module):
 def test_batched_products_equal_the_loop(make):
     net, (X, y) = _mlp(), _data()
     V = torch.randn(26, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    batched, looped = make(net, MSE, X, y, batch_size=4), make(net, MSE, X, y, batch_size=4, vmap=False)
+    batched, looped = make(net, MSE, X, y, batch_size=4, vmap=True), make(net, MSE, X, y, batch_size=4, vmap=False)
+    assert make(net, MSE, X, y).vmap is False  # the default on a CPU: the loop (measured faster there)
     out = batched @ V
     assert batched.vmap  # vmap ran
     _close(out, looped @ V, 1e-13)
     _close(out, torch.stack([looped @ V[:, j] for j in range(5)], 1), 1e-13)
     sq = torch.nn.Sequential(torch.nn.Linear(3, 4), _Square(), torch.nn.Linear(4, 2)).double()
-    fallback = make(sq, MSE, X, y)
+    fallback = make(sq, MSE, X, y, vmap=True)
     W = torch.randn(fallback.dim, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     out = fallback @ W
     assert not fallback.vmap  # vmap failed and the loop took over
