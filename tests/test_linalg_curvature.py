@@ -279,3 +279,24 @@ def test_float32_model_under_float64_scipy_arithmetic_and_batchnorm_buffers_unto
     V = torch.randn(H.dim, 3, generator=torch.Generator().manual_seed(9))
     _close(H @ V, torch.stack([H @ V[:, j] for j in range(3)], 1), 1e-5)
     assert all(torch.equal(a, b) for a, b in zip(before, net.buffers()))
+
+
+class _DictOutput(torch.nn.Module):
+    """Returns its logits in a dict, as Hugging Face models return a ModelOutput."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _mlp(c=3)
+
+    def forward(self, x):
+        return {"logits": self.net(x)}
+
+
+def test_output_fn_reads_logits_from_a_structured_output():
+    model, (X, y) = _DictOutput(), _data(c=3, labels=True)
+    logits = lambda o: o["logits"]  # noqa: E731
+    _close(GGNOperator(model, CE, X, y, output_fn=logits).dense(), GGNOperator(model.net, CE, X, y).dense())
+    _close(HessianOperator(model, lambda o, t: CE(o["logits"], t), X, y).dense(),
+           HessianOperator(model.net, CE, X, y).dense())
+    with pytest.raises(ValueError, match=r"^output_fn: needed to map the model's output to a tensor \(got a dict"):
+        GGNOperator(model, lambda o, t: CE(o["logits"], t), X, y)
