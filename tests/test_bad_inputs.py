@@ -1,11 +1,11 @@
 """Bad inputs at every public door, and unusual-but-valid ones that must work.
 
-``BAD``: for each public function of ``op.theory``, ``op.problems``, ``op.solvers`` and ``op.diagnostics`` (the
-modules checked with :mod:`overparam.validation`), inputs of each kind — wrong shapes, NaN/inf, empty, zero or
-negative sizes, a rank above the dimensions, unknown names, wrong types, mixed devices — each must raise one
-``ValueError`` line that starts with the named parameter. ``VALID``: float32, NumPy, Python sequences, integer
-arrays, mixed dtypes, NumPy or torch Generators as seeds and a far starting point must work and give the numbers of
-the float64 torch path (or of an independent computation) to the stated tolerance.
+``BAD``: for each public function of ``op.theory``, ``op.problems``, ``op.solvers``, ``op.diagnostics`` and
+``op.linalg`` (the modules checked with :mod:`overparam.validation`), inputs of each kind — wrong shapes, NaN/inf,
+empty, zero or negative sizes, a rank above the dimensions, unknown names, wrong types, mixed devices — each must
+raise one ``ValueError`` line that starts with the named parameter. ``VALID``: float32, NumPy, Python sequences,
+integer arrays, mixed dtypes, NumPy or torch Generators as seeds and a far starting point must work and give the
+numbers of the float64 torch path (or of an independent computation) to the stated tolerance.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 import overparam as op
 
-th, pb, sv, dg = op.theory, op.problems, op.solvers, op.diagnostics
+th, pb, sv, dg, la = op.theory, op.problems, op.solvers, op.diagnostics, op.linalg
 NAN, INF = float("nan"), float("inf")
 SPEC, B = [1.0, 0.5, 0.25, 0.125], [0.5, 0.5, 0.5, 0.5]
 
@@ -218,6 +218,25 @@ BAD: list[tuple[str, object, str]] = [
      "targets"),
     ("hessian-not-a-module", lambda: dg.HessianOperator(lambda x: x, torch.nn.MSELoss(), *_data()), "model"),
     ("hessian-loss-not-scalar", lambda: dg.HessianOperator(_net(), lambda a, b: a - b, *_data()), "loss_fn"),
+    # linalg.curvature
+    ("ggn-pattern-matches-nothing", lambda: la.GGNOperator(_net(), torch.nn.MSELoss(), *_data(), param_filter="nope.*"),
+     "param_filter"),
+    ("hessian-filter-not-callable", lambda: la.HessianOperator(_net(), torch.nn.MSELoss(), *_data(), param_filter=3),
+     "param_filter"),
+    ("hessian-unknown-reduction", lambda: la.HessianOperator(_net(), torch.nn.MSELoss(), *_data(), reduction="avg"),
+     "reduction"),
+    ("hessian-one-shot-iterator", lambda: la.HessianOperator(_net(), torch.nn.MSELoss(), iter([_data()])), "inputs"),
+    ("hessian-loader-with-batch-size", lambda: la.HessianOperator(_net(), torch.nn.MSELoss(), [_data()], batch_size=2),
+     "batch_size"),
+    ("hessian-batches-not-pairs", lambda: la.HessianOperator(_net(), torch.nn.MSELoss(), [_data()[0]]), "inputs"),
+    ("hessian-tensor-without-targets", lambda: la.HessianOperator(_net(), torch.nn.MSELoss(), _data()[0]), "targets"),
+    ("ggn-dict-length-mismatch", lambda: la.GGNOperator(_net(), torch.nn.MSELoss(), {"input": _data()[0][:3]},
+                                                        _data()[1]), "inputs"),
+    ("ggn-empty-loader", lambda: la.GGNOperator(_net(), torch.nn.MSELoss(), []), "inputs"),
+    ("check-deterministic-negative-rtol", lambda: la.HessianOperator(_net(), torch.nn.MSELoss(), *_data())
+     .check_deterministic(rtol=-1.0), "rtol"),
+    ("operator-wrong-vector-length", lambda: la.HessianOperator(_net(), torch.nn.MSELoss(), *_data()) @ np.ones(3),
+     "x"),
     ("certify-empty", lambda: dg.certify(_net(), torch.nn.MSELoss(), [], []), "inputs"),
     ("certify-zero-ball", lambda: dg.certify(_net(), torch.nn.MSELoss(), *_data(), n_ball=0), "n_ball"),
     ("certify-negative-delta", lambda: dg.certify(_net(), torch.nn.MSELoss(), *_data(), delta=-1.0), "delta"),
@@ -300,15 +319,17 @@ def test_mixed_devices_are_refused(thunk, param):
 
 
 def test_every_public_callable_has_a_bad_input_case():
-    """Each callable in the four layers' ``__all__`` appears in ``BAD`` or ``OTHER_BRANCHES`` or is a plain data
+    """Each callable in the five layers' ``__all__`` appears in ``BAD`` or ``OTHER_BRANCHES`` or is a plain data
     class / constant, so a new public function cannot skip the table."""
     import inspect
     src = inspect.getsource(inspect.getmodule(test_every_public_callable_has_a_bad_input_case))
     data_only = {"SolverResult", "STATUSES", "Certificate", "RedundancyReport"}
     owned_elsewhere = {"QuadraticNetProblem"}  # a data class of a problem made by make_problem
+    bases = {"LinearOperator"}  # an abstract base: its doors are its subclasses' (each in the table)
     table = src[src.index("BAD: list"):src.index("BAD_CUDA: list")] + src[src.index("OTHER_BRANCHES: list"):]
-    missing = [f"{mod.__name__}.{name}" for mod in (th, pb, sv, dg) for name in mod.__all__
-               if name not in data_only | owned_elsewhere and f".{name}(" not in table and f".{name}." not in table]
+    missing = [f"{mod.__name__}.{name}" for mod in (th, pb, sv, dg, la) for name in mod.__all__
+               if name not in data_only | owned_elsewhere | bases
+               and f".{name}(" not in table and f".{name}." not in table]
     assert not missing, missing
 
 

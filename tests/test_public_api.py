@@ -7,7 +7,7 @@ import pytest
 import overparam as op
 
 
-@pytest.mark.parametrize("layer", ["theory", "problems", "solvers", "diagnostics", "claims", "studies"])
+@pytest.mark.parametrize("layer", ["theory", "problems", "solvers", "diagnostics", "linalg", "claims", "studies"])
 def test_every_name_in_a_layers_all_exists(layer):
     mod = getattr(op, layer)
     assert mod is importlib.import_module(f"overparam.{layer}")

@@ -18,11 +18,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 RESULTS_VERSION = "1"
 
 #: the public face: ``import overparam as op`` then ``op.theory``, ``op.problems``, ``op.solvers``,
-#: ``op.diagnostics``, ``op.claims``, ``op.studies`` (each with a curated ``__all__``), ``op.reproduce``,
+#: ``op.diagnostics``, ``op.linalg``, ``op.claims``, ``op.studies`` (each with a curated ``__all__``), ``op.reproduce``,
 #: ``op.sweep_study`` (a study on your own grid) and ``op.build_report``, the executors a sweep runs on
 #: (``op.SerialExecutor``, ``op.LocalExecutor``, ``op.DaskExecutor``) and the results store (``op.Store``).
 #: Submodules load on first use, so ``import overparam`` stays cheap (no torch until needed).
-_SUBMODULES = ("theory", "problems", "solvers", "diagnostics", "claims", "studies", "analysis")
+_SUBMODULES = ("theory", "problems", "solvers", "diagnostics", "linalg", "claims", "studies", "analysis")
 _FUNCTIONS = {"reproduce": "pipeline", "sweep_study": "pipeline", "build_report": "pipeline", "Outcome": "pipeline",
               "Store": "sweep.store", "SerialExecutor": "sweep.executors", "LocalExecutor": "sweep.executors",
               "DaskExecutor": "sweep.executors"}

@@ -11,13 +11,20 @@ Every operator maps X ∈ R^{n1×n2} to 𝒜(X) = (⟨A_i, X⟩)_{i=1..m} / √m
 Factored methods (used by factorized gradient descent, shapes U (n1, k), V (n2, k), z (m,)):
 ``forward_factored(U, V) = 𝒜(UVᵀ)``, ``adjoint_right(z, V) = 𝒜*(z) V`` (n1, k), ``adjoint_left(z, U) = 𝒜*(z)ᵀ U``
 (n2, k). The base class implements them by forming the n1×n2 matrices; the rank-one and entry operators override them.
+
+Every operator is also an :class:`overparam.linalg.LinearOperator` of shape (m, n1·n2) on X flattened row-major:
+``op @ X.reshape(-1)`` = 𝒜(X), ``op.T @ z`` = vec 𝒜*(z), ``op.dense()`` the m × n1·n2 matrix, ``op.to_scipy()``.
+Here ``op.adjoint(z)`` applies 𝒜* to z as before; ``op.adjoint()`` without z is the adjoint operator (``op.T``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
+
+from ..linalg.operator import LinearOperator
 
 from ..validation import (NON_NEGATIVE, POSITIVE_INT, Array, InstanceOf, Interval, Options, Real, Seed, finite_array,
                           positive_int, validate_params)
@@ -27,17 +34,43 @@ _OP_PARAMS = {"m": POSITIVE_INT, "n1": POSITIVE_INT, "n2": POSITIVE_INT, "g": Se
               "dtype": Options((torch.float64, torch.float32))}
 
 
-class SensingOperator:
-    """Base class: ``forward``/``adjoint`` on matrices; factored forms derived from them."""
+class SensingOperator(LinearOperator):
+    """Base class: ``forward``/``adjoint`` on matrices; factored forms derived from them; a linear operator of shape
+    (m, n1·n2) whose matvec/rmatvec wrap ``forward``/``adjoint`` (module docstring)."""
 
     m: int
     n1: int
     n2: int
 
+    def __init_subclass__(cls, **kwargs):
+        """A subclass's ``adjoint(z)`` also answers ``adjoint()`` (no z) with the adjoint operator, as every
+        :class:`LinearOperator` does."""
+        super().__init_subclass__(**kwargs)
+        apply = cls.__dict__.get("adjoint")
+        if apply is not None:
+            @functools.wraps(apply)
+            def adjoint(self, z: torch.Tensor | None = None):
+                return LinearOperator.adjoint(self) if z is None else apply(self, z)
+            cls.adjoint = adjoint
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.m, self.n1 * self.n2)
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """𝒜(X) for v = vec X (n1·n2,), row-major; (m,)."""
+        return self.forward(v.reshape(self.n1, self.n2))
+
+    def rmatvec(self, z: torch.Tensor) -> torch.Tensor:
+        """vec 𝒜*(z) for z (m,); (n1·n2,)."""
+        return self.adjoint(z).reshape(-1)
+
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def adjoint(self, z: torch.Tensor) -> torch.Tensor:
+    def adjoint(self, z: torch.Tensor | None = None):
+        if z is None:
+            return LinearOperator.adjoint(self)
         raise NotImplementedError
 
     __call__ = forward

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..linalg.operator import LinearOperator
 from ..validation import choice, finite_array, positive, positive_int
 from ..work import Work
 
@@ -58,9 +59,13 @@ TORCH_PHI = {"relu": torch.relu, "softplus": torch.nn.functional.softplus,
              "gelu": lambda v: torch.nn.functional.gelu(v), "identity": lambda v: v}
 
 
-class Matrix:
+class Matrix(LinearOperator):
     """C as a dense tensor or a scipy sparse matrix, with the products the algorithms need. Every product adds its
-    multiply-adds and the rows it reads to ``work`` (:class:`overparam.work.Work`, rules there)."""
+    multiply-adds and the rows it reads to ``work`` (:class:`overparam.work.Work`, rules there). A linear operator
+    of shape (n, d), float64 on the CPU: ``C @ x`` is :meth:`mv` (or :meth:`mm` for a matrix), ``C.T @ y`` :meth:`rmv`
+    (:meth:`rmm`)."""
+
+    dtype, device = torch.float64, torch.device("cpu")
 
     def __init__(self, C, work: Work | None = None):
         if isinstance(C, torch.Tensor) and C.layout != torch.strided:  # a torch sparse tensor: held as scipy CSR
@@ -79,6 +84,22 @@ class Matrix:
             finite_array("C", self.C)
         self.n, self.d = self.C.shape
         self.work = work if work is not None else Work()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n, self.d)
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        return self.mv(v)
+
+    def rmatvec(self, u: torch.Tensor) -> torch.Tensor:
+        return self.rmv(u)
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        return self.mm(V)
+
+    def rmatmat(self, U: torch.Tensor) -> torch.Tensor:
+        return self.rmm(U)
 
     @property
     def native(self):
