@@ -134,6 +134,11 @@ class Study:
         """The theory's prediction at one grid point (theory parameters only), named as in the Python API."""
         raise NotImplementedError(f"study {self.name!r} has no theory to tabulate")
 
+    def predict_many(self, points: list[dict[str, Any]]) -> list[dict[str, float]]:
+        """:meth:`predict` at each of ``points``; a study whose theory is vectorized over a parameter overrides it."""
+        return [self.predict(v) for v in points]
+
     def theory_table(self, grid: Grid) -> pd.DataFrame:
         """One row per grid point: the parameters, then each predicted quantity."""
-        return pd.DataFrame([dict(v, **self.predict(v)) for v in grid.points()])
+        points = list(grid.points())
+        return pd.DataFrame([dict(v, **p) for v, p in zip(points, self.predict_many(points))])
