@@ -1,0 +1,483 @@
+"""The practitioner's checkup: one call that puts the five results' warnings next to a model and its data.
+
+``checkup(model, loss_fn, inputs, targets)`` measures, in sections,
+
+- **data**: n, d, n/d, n/d², P, n/P; the input spectrum (and the last hidden layer's feature spectrum) with its
+  rank-decay exponent a and its density-tail exponent α, each with an interval, and a flag when α ≠ 1 + 1/a
+  (:mod:`.data`);
+- **weights**: a per-layer table (norms, ranks, both exponents of WᵀW) and the balance of LoRA and consecutive
+  factor pairs (:mod:`.weights`);
+- **curvature**: the strong-convexity certificate (:func:`.hessian.certify`), the top Hessian eigenvalue of each
+  layer's block and the Hessian's spectral density;
+- **redundancy**: each Linear–activation–Linear block's redundant units, merged, with the loss change the merge
+  makes (:func:`.redundancy.block_redundancy`), the predicted flat dimension against the number of zero Hessian
+  eigenvalues when the model is small enough for a dense Hessian;
+- **near-interpolation**: the training error against ``noise_level`` and, with ``fit_fn``, the norm-growth exponent of
+  refits on nested subsamples against the data's rank-decay exponent (‖θ‖² ∝ n^a, Wang, Sonthalia & Hu 2024);
+
+and turns what crosses a threshold into :class:`Finding` s: plain words, the measured figure, the threshold, and the
+result it comes from. Every threshold is a module constant below, named and explained.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..validation import NON_NEGATIVE, POSITIVE, IsCallable, Options, model_data, validate_params
+from .data import feature_inputs, sample_ratios, spectrum_section
+from .hessian import HessianOperator, certify, extreme_eigenvalues, spectral_density
+from .norms import norm_growth
+from .redundancy import block_redundancy, sequential_blocks, zero_eigenvalue_count, zero_eigenvalue_threshold
+from .weights import balance_table, layer_table, weight_layers
+
+#: results a finding can come from (the studies' names) and the heuristic that is not one of them
+SOURCES = {
+    "near-interpolators": "Wang, Sonthalia & Hu (2024): near-interpolating ridge, ‖θ‖² ∝ n^a below the noise",
+    "implicit-balancing": "factorized gradient descent keeps factors balanced (‖UᵀU − VᵀV‖ conserved by gradient flow)",
+    "convex-neighborhoods": "Benning & Dereich: strongly convex neighbourhoods of efficient minimizers; redundancy",
+    "approximate-newton": "a second-order finish converges fast inside a strongly convex ball",
+    "nuclear-route": "quadratic networks: the sample ratio n/d² decides recovery",
+    "heavy-tailed (not one of the five)": "Martin & Mahoney's tail-exponent heuristic for trained weight matrices",
+}
+
+#: a factor pair is unbalanced when ‖UᵀU − VᵀV‖ exceeds this fraction of max(‖U‖², ‖V‖²): at 0.1 the pair is
+#: far from where gradient flow from a small balanced start keeps it (imbalance there stays at the start's size)
+IMBALANCE_THRESHOLD = 0.1
+#: WeightWatcher's reading of the tail exponent: < 2 very heavy-tailed, > 6 close to random (little learned)
+TAIL_LOW, TAIL_HIGH = 2.0, 6.0
+#: a condition number above this makes a first-order finish slow (iterations ∝ κ) where Newton's is not
+CONDITION_THRESHOLD = 1e4
+#: the norm grows "fast" when ‖θ‖² ∝ n^b with b above this (linear growth is what a fixed-size model gives)
+FAST_GROWTH = 1.0
+#: dense Hessians (all eigenvalues, flat-direction counts) up to this many parameters
+DENSE_LIMIT = 2000
+
+
+@dataclass
+class Finding:
+    section: str
+    message: str  # plain words
+    measured: float
+    threshold: float
+    source: str  # a key of SOURCES
+
+
+@dataclass
+class CheckupReport:
+    """What :func:`checkup` found; ``layers`` and ``balance`` are DataFrames, the rest plain data (``spectra`` holds
+    the arrays behind the figures: data and feature eigenvalues, each layer's eigenvalues of WᵀW, the Hessian
+    density)."""
+
+    data: dict[str, Any]
+    layers: pd.DataFrame
+    skipped: list[tuple[str, str]]
+    balance: pd.DataFrame
+    curvature: dict[str, Any]
+    redundancy: list[dict[str, Any]]
+    near_interpolation: dict[str, Any]
+    findings: list[Finding]
+    spectra: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (NaN and inf become None; arrays become lists)."""
+        return _plain({"data": self.data, "layers": self.layers.to_dict("records"),
+                       "skipped": [{"layer": n, "reason": r} for n, r in self.skipped],
+                       "balance": self.balance.to_dict("records"), "curvature": self.curvature,
+                       "redundancy": self.redundancy, "near_interpolation": self.near_interpolation,
+                       "findings": [asdict(f) for f in self.findings], "timings_s": self.timings})
+
+    def to_json(self, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def summary(self) -> str:
+        """A few lines for a terminal: sizes, the per-layer table, the certificate, the findings."""
+        d, c = self.data, self.curvature
+        lines = [f"data: n = {d['n']}, d = {d['d']}, P = {d['params']}, n/d = {d['n_over_d']:.3g}, "
+                 f"n/d² = {d['n_over_d2']:.3g}, n/P = {d['n_over_params']:.3g}"]
+        sp = d.get("input_spectrum", {})
+        if "rank_decay_a" in sp:
+            lines.append(f"input spectrum: rank-decay exponent a = {sp['rank_decay_a']:.3f}, density-tail exponent "
+                         f"α = {sp['tail_alpha']:.3f} ± {1.96 * sp['tail_standard_error']:.3f}")
+        if len(self.layers):
+            cols = [k for k in ("layer", "kind", "shape", "spectral_norm", "stable_rank", "tail_alpha", "rank_decay_a")
+                    if k in self.layers]
+            lines.append(self.layers[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if "mu" in c:
+            lines.append(f"curvature: μ = {c['mu']:.4g}, L = {c['L']:.4g}, "
+                         f"{'positive definite' if c['positive_definite'] else 'not positive definite'}, "
+                         f"radius {c['radius']:.3g}")
+        lines.extend(f"! [{f.section}] {f.message}" for f in self.findings)
+        return "\n".join(lines)
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _plain(x.tolist())
+    if isinstance(x, torch.Tensor):
+        return _plain(x.detach().cpu().tolist())
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    return x
+
+
+class _Progress:
+    """One line per step on stderr (``enabled``), with the seconds each section took."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.timings, self._t, self._name = enabled, {}, time.perf_counter(), None
+
+    def section(self, name: str) -> None:
+        self._close()
+        self._name, self._t = name, time.perf_counter()
+        self.say(f"checkup: {name} …")
+
+    def say(self, text: str) -> None:
+        if self.enabled:
+            print(text, file=sys.stderr, flush=True)
+
+    def _close(self) -> None:
+        if self._name:
+            self.timings[self._name] = time.perf_counter() - self._t
+
+    def done(self) -> dict[str, float]:
+        self._close()
+        self._name = None
+        return self.timings
+
+
+def _mean_loss(model: torch.nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor,
+               batch: int = 4096) -> float:
+    """loss_fn over all rows, in batches weighted by their size (a mean loss)."""
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            total += float(loss_fn(model(x[i:i + batch]), y[i:i + batch])) * len(x[i:i + batch])
+    return total / len(x)
+
+
+# --- sections ---------------------------------------------------------------------------------------------------
+def _data_section(model, inputs, targets, seed: int) -> tuple[dict, dict]:
+    P = sum(p.numel() for p in model.parameters())
+    d = math.prod(inputs.shape[1:]) if inputs.ndim > 1 else 1
+    out = sample_ratios(len(inputs), d, P)
+    spectra = {}
+    if inputs.is_floating_point() and d >= 2:
+        sp = spectrum_section(inputs, seed)
+        spectra["input"] = sp.pop("eigenvalues")
+        out["input_spectrum"] = sp
+    else:
+        out["input_spectrum"] = {"note": "inputs are indices or one-dimensional: no covariance spectrum"}
+    feats = feature_inputs(model, inputs)
+    if feats is not None:
+        sp = spectrum_section(feats[1], seed)
+        spectra["features"] = sp.pop("eigenvalues")
+        out["feature_spectrum"] = {"layer": feats[0], **sp}
+    return out, spectra
+
+
+def _curvature_section(model, loss_fn, inputs, targets, param_filter, layers, progress: _Progress,
+                       seed: int) -> tuple[dict, dict]:
+    """The certificate, per-layer top eigenvalues and the spectral density; cheaper settings above DENSE_LIMIT."""
+    H = HessianOperator(model, loss_fn, inputs, targets, param_filter, _batch(inputs))
+    small = H.dim <= DENSE_LIMIT
+    progress.say(f"checkup: certificate on {H.dim} parameters ({'dense' if small else 'Lanczos'})")
+    cheap = {} if small else {"n_directions": 2, "n_ball": 2, "refine": 1, "eig_tol": 1e-6}
+    cert = certify(model, loss_fn, inputs, targets, param_filter=param_filter, batch_size=_batch(inputs),
+                   seed=seed, **cheap)
+    out = {"params": H.dim, "method": "dense" if small else "Lanczos", "mu": cert.mu, "L": cert.L,
+           "condition_number": cert.condition_number, "hessian_lipschitz": cert.hessian_lipschitz,
+           "radius": cert.radius, "positive_definite": cert.positive_definite, "gradient_norm": cert.gradient_norm,
+           "ball_min_eigenvalue": cert.ball_min_eigenvalue, "ball_check_passed": cert.ball_check_passed,
+           "notes": list(cert.notes), "wording": _wording(cert)}
+    spectra: dict[str, Any] = {}
+    if small:
+        out["eigenvalues"] = cert.eigenvalues
+    top = {}
+    for i, lay in enumerate(layers):
+        progress.say(f"checkup: top Hessian eigenvalue of layer {i + 1}/{len(layers)} {lay.name}")
+        prefix = "" if lay.name == "(root)" else lay.name + "."
+        try:
+            Hl = HessianOperator(model, loss_fn, inputs, targets,
+                                 lambda n, p, pre=prefix: n.startswith(pre) and n.count(".") == pre.count("."),
+                                 _batch(inputs))
+        except ValueError:
+            continue
+        top[lay.name] = _top_eigenvalue(Hl, seed)
+    out["layer_top_eigenvalue"] = top
+    progress.say("checkup: Hessian spectral density (stochastic Lanczos quadrature)")
+    xs, dens = spectral_density(H, n_probe=4 if not small else 8, n_steps=min(40, H.dim), seed=seed)
+    spectra["hessian_density"] = (xs, dens)
+    return out, spectra
+
+
+def _top_eigenvalue(H: HessianOperator, seed: int) -> float:
+    """λ_max of a layer's block: dense when small (a zero block stops ARPACK), Lanczos otherwise."""
+    if H.dim <= DENSE_LIMIT:
+        return float(torch.linalg.eigvalsh(H.dense().detach())[-1])
+    return float(extreme_eigenvalues(H, k=1, which="largest", tol=1e-6, seed=seed)["largest"][-1])
+
+
+def _batch(inputs: torch.Tensor) -> int:
+    """Hessian-vector products over the data in batches of at most 1024 rows (memory, not a different Hessian)."""
+    return min(len(inputs), 1024)
+
+
+def _wording(cert) -> str:
+    if not cert.positive_definite:
+        return ("not positive definite: the Hessian has zero or negative eigenvalues here, so there is no strongly "
+                "convex ball around these parameters")
+    return (f"positive definite (μ = {cert.mu:.3g}); estimated Hessian-Lipschitz constant M = "
+            f"{cert.hessian_lipschitz:.3g} from sampled secants (an estimate, not a bound), so the loss is estimated "
+            f"μ/2-strongly convex within radius μ/(2M) = {cert.radius:.3g}; "
+            f"{'every' if cert.ball_check_passed else 'not every'} sampled point in that ball had λ_min ≥ μ/2")
+
+
+def _block_inputs(model, inputs, blocks) -> dict[int, torch.Tensor]:
+    """What the first Linear of each block sees on ``inputs`` (forward hooks)."""
+    seen: dict[int, torch.Tensor] = {}
+
+    def keep(key: int):
+        def hook(mod, args, out) -> None:  # a hook that returned a value would replace the layer's output
+            seen.setdefault(key, args[0].detach())
+        return hook
+
+    handles = [seq[i].register_forward_hook(keep(b)) for b, (_, seq, i, _) in enumerate(blocks)]
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def _redundancy_section(model, loss_fn, inputs, targets, tol: float, base_loss: float,
+                        eigenvalues: np.ndarray | None) -> list[dict]:
+    blocks = sequential_blocks(model)
+    seen = _block_inputs(model, inputs, blocks)
+    out = []
+    for b, (name, seq, i, act) in enumerate(blocks):
+        if b not in seen:
+            continue
+        label = f"{name + '.' if name else ''}{i}→{name + '.' if name else ''}{i + 2}"
+        rep = block_redundancy(seq[i], act, seq[i + 2], seen[b].reshape(-1, seq[i].in_features), tol, label)
+        merged = copy.deepcopy(model)
+        target = dict(merged.named_modules())[name] if name else merged
+        target[i], target[i + 2] = rep.first, rep.second
+        loss = _mean_loss(merged, loss_fn, inputs, targets)
+        out.append({"block": label, "activation": act, "width": rep.width, "reduced_width": rep.reduced_width,
+                    "tolerance": tol, "units": [asdict(u) for u in rep.units], "flat_dimension": rep.flat_dimension,
+                    "efficient": rep.efficient, "loss_before": base_loss, "loss_after_merge": loss,
+                    "loss_change": loss - base_loss})
+    if out and eigenvalues is not None:
+        rel = zero_eigenvalue_threshold(len(inputs), len(eigenvalues))
+        measured = zero_eigenvalue_count(np.asarray(eigenvalues), rel)
+        for row in out:
+            row.update(zero_eigenvalues_measured=measured, zero_eigenvalue_rel_threshold=rel,
+                       flat_dimension_all_blocks=sum(r["flat_dimension"] for r in out))
+    return out
+
+
+def _near_interpolation_section(model, loss_fn, inputs, targets, noise_level, fit_fn, train_loss: float,
+                                data_a: float, seed: int) -> dict:
+    out: dict[str, Any] = {"train_loss": train_loss, "noise_level": noise_level,
+                           "below_noise": noise_level is not None and train_loss < noise_level}
+    if fit_fn is not None:
+        n = len(inputs)
+        sizes = sorted({int(s) for s in np.geomspace(max(n // 8, 2), n, 4)})
+        X = inputs.reshape(n, -1)
+        y = targets.reshape(n) if targets.ndim > 1 and targets.shape[-1] == 1 else targets
+        ng = norm_growth(fit_fn, X, y, sizes, seed=seed)
+        out.update(sizes=ng.sizes, norm2=ng.norm2, refit_train_error=ng.train_error, norm_growth_exponent=ng.exponent,
+                   relative_train_error=ng.relative_train_error, data_rank_decay_a=data_a)
+    return out
+
+
+# --- findings ---------------------------------------------------------------------------------------------------
+def _findings(rep: CheckupReport) -> list[Finding]:
+    out = []
+    out += _data_findings(rep.data)
+    out += _weight_findings(rep.layers, rep.balance)
+    out += _curvature_findings(rep.curvature)
+    out += _redundancy_findings(rep.redundancy)
+    out += _interpolation_findings(rep.near_interpolation)
+    return out
+
+
+def _data_findings(data: dict) -> list[Finding]:
+    out = []
+    for key, what in (("input_spectrum", "input"), ("feature_spectrum", "feature")):
+        sp = data.get(key, {})
+        if sp.get("exponents_disagree"):
+            out.append(Finding("data", f"the {what} spectrum is not one pure power law: its density-tail exponent "
+                               f"α = {sp['tail_alpha']:.3f} (±{1.96 * sp['tail_standard_error']:.3f}) differs from "
+                               f"1 + 1/a = {sp['implied_tail_alpha']:.3f} implied by its rank-decay exponent a = "
+                               f"{sp['rank_decay_a']:.3f}; ridge-theory predictions that assume λ_k ∝ k^−a hold only "
+                               "roughly", sp["tail_alpha"], sp["implied_tail_alpha"], "near-interpolators"))
+    if data["n_over_params"] < 1:
+        out.append(Finding("data", f"more parameters than samples (n/P = {data['n_over_params']:.3g}): the minimizers "
+                           "form a manifold, the Hessian has at most n·outputs non-zero directions at an interpolating "
+                           "minimizer, and redundant units are to be expected", data["n_over_params"], 1.0,
+                           "convex-neighborhoods"))
+    return out
+
+
+def _weight_findings(layers: pd.DataFrame, balance: pd.DataFrame) -> list[Finding]:
+    out = []
+    for row in layers.to_dict("records"):
+        a = row.get("tail_alpha", float("nan"))
+        if a == a and a < TAIL_LOW:
+            out.append(Finding("weights", f"layer {row['layer']}: density-tail exponent α = {a:.2f} < {TAIL_LOW}: very "
+                               "heavy-tailed eigenvalues of WᵀW (a few directions dominate; in WeightWatcher's reading, "
+                               "possibly over-fitted)", a, TAIL_LOW, "heavy-tailed (not one of the five)"))
+        elif a == a and a > TAIL_HIGH:
+            out.append(Finding("weights", f"layer {row['layer']}: density-tail exponent α = {a:.2f} > {TAIL_HIGH}: the "
+                               "eigenvalues of WᵀW look like those of a random matrix (in WeightWatcher's reading, little "
+                               "learned in this layer)", a, TAIL_HIGH, "heavy-tailed (not one of the five)"))
+    for row in balance.to_dict("records"):
+        if row["relative_imbalance"] > IMBALANCE_THRESHOLD:
+            out.append(Finding("weights", f"{row['kind']} pair {row['pair']} is unbalanced: ‖UᵀU − VᵀV‖ is "
+                               f"{row['relative_imbalance']:.3g} of max(‖U‖², ‖V‖²); gradient flow conserves this "
+                               "imbalance, so it comes from the initialization scale or from rescaling, and slows and "
+                               "biases factorized training", row["relative_imbalance"], IMBALANCE_THRESHOLD,
+                               "implicit-balancing"))
+    return out
+
+
+def _curvature_findings(c: dict) -> list[Finding]:
+    if "mu" not in c:
+        return []
+    if not c["positive_definite"]:
+        return [Finding("curvature", f"the Hessian is not positive definite (λ_min = {c['mu']:.3g}): these parameters "
+                        "are not a strict local minimizer, or lie on a flat manifold of minimizers; a Newton finish "
+                        "has no strongly convex ball to converge in", c["mu"], 0.0, "convex-neighborhoods")]
+    out = []
+    if c["condition_number"] > CONDITION_THRESHOLD:
+        out.append(Finding("curvature", f"condition number L/μ = {c['condition_number']:.3g}: gradient descent needs "
+                           "about that many steps per digit here, while a second-order finish inside the certified "
+                           f"radius {c['radius']:.3g} does not", c["condition_number"], CONDITION_THRESHOLD,
+                           "approximate-newton"))
+    return out
+
+
+def _redundancy_findings(blocks: list[dict]) -> list[Finding]:
+    out = []
+    for b in blocks:
+        if b["units"]:
+            kinds = sorted({u["kind"] for u in b["units"]})
+            out.append(Finding("redundancy", f"block {b['block']}: {b['width'] - b['reduced_width']} of {b['width']} "
+                               f"units are redundant ({', '.join(kinds)}); merged to width {b['reduced_width']} the "
+                               f"loss changes by {b['loss_change']:.3g}; the parameters are not in the efficient "
+                               "domain, so the minimizer is not isolated (flat dimension "
+                               f"{b['flat_dimension']})", b["width"] - b["reduced_width"], 0.0, "convex-neighborhoods"))
+    return out
+
+
+def _interpolation_findings(ni: dict) -> list[Finding]:
+    out = []
+    if ni.get("below_noise"):
+        out.append(Finding("near-interpolation", f"training loss {ni['train_loss']:.3g} is below the noise level "
+                           f"{ni['noise_level']:.3g}: the model fits noise; watch the weight norm and the validation "
+                           "error together (the norm of a near-interpolator grows like n^a with more data)",
+                           ni["train_loss"], ni["noise_level"], "near-interpolators"))
+    b = ni.get("norm_growth_exponent")
+    if b is not None and b > FAST_GROWTH:
+        a = ni.get("data_rank_decay_a")
+        ref = f" (the data's rank-decay exponent a = {a:.3f} is the near-interpolator law's prediction)" if a else ""
+        out.append(Finding("near-interpolation", f"the refitted norm grows like ‖θ‖² ∝ n^{b:.2f}, faster than "
+                           f"linearly{ref}", b, FAST_GROWTH, "near-interpolators"))
+    return out
+
+
+# --- the entry point ----------------------------------------------------------------------------------------------
+def _on_device(model, inputs, targets, device):
+    if device is None:
+        return model, inputs, targets
+    dev = torch.device(device)
+    p = next(model.parameters(), None)
+    if p is not None and p.device != dev:
+        model = copy.deepcopy(model).to(dev)
+    as_t = (lambda t: t.to(dev) if isinstance(t, torch.Tensor) else t)
+    return model, as_t(inputs), as_t(targets)
+
+
+@validate_params({"loss_fn": IsCallable(), "noise_level": [None, NON_NEGATIVE], "fit_fn": [None, IsCallable()],
+                  "param_filter": [None, IsCallable()], "device": [None, Options(("cpu", "cuda"))],
+                  "redundancy_tol": POSITIVE})
+def checkup(model: torch.nn.Module, loss_fn: Callable, inputs: Any, targets: Any, *, noise_level: float | None = None,
+            fit_fn: Callable | None = None, param_filter: Callable | None = None, device: str | None = None,
+            progress: bool = True, redundancy_tol: float = 1e-3, curvature: bool = True,
+            seed: int = 0) -> CheckupReport:
+    """The checkup of ``model`` on ``inputs`` (n, ...) and ``targets`` (n, ...) with a mean loss
+    ``loss_fn(model(inputs), targets)`` (module docstring for the sections). ``noise_level``: the noise variance
+    the training loss is compared with; ``fit_fn(X, y) → model``: refits for the norm-growth exponent;
+    ``param_filter(name, p)``: the parameters the curvature is computed for; ``device``: 'cpu' or 'cuda' (the model is
+    copied there, the caller's stays); ``curvature=False`` skips the Hessian work."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' was asked for but torch sees no GPU (got device='cuda')")
+    model, inputs, targets = _on_device(model, inputs, targets, device)
+    inputs, targets = model_data(model, inputs, targets)
+    prog = _Progress(progress)
+    prog.section("loss")
+    base = _check_loss(model, loss_fn, inputs, targets)
+    prog.section("data")
+    data, spectra = _data_section(model, inputs, targets, seed)
+    prog.section("weights")
+    layers, skipped = weight_layers(model)
+    table, layer_spectra = layer_table(layers, seed, lambda i, n, name: prog.say(f"checkup: layer {i + 1}/{n} {name}"))
+    spectra["layers"] = layer_spectra
+    balance = balance_table(model, layers)
+    curv: dict[str, Any] = {}
+    if curvature:
+        prog.section("curvature")
+        if isinstance(model, torch.jit.ScriptModule):
+            curv = {"skipped": "a TorchScript module cannot be called with substituted parameters (torch.func), which "
+                               "Hessian-vector products need; save the model with torch.export (.pt2) instead"}
+        else:
+            curv, more = _curvature_section(model, loss_fn, inputs, targets, param_filter, layers, prog, seed)
+            spectra.update(more)
+    prog.section("redundancy")
+    red = _redundancy_section(model, loss_fn, inputs, targets, redundancy_tol, base, curv.get("eigenvalues"))
+    prog.section("near-interpolation")
+    near = _near_interpolation_section(model, loss_fn, inputs, targets, noise_level, fit_fn, base,
+                                       data["input_spectrum"].get("rank_decay_a"), seed)
+    rep = CheckupReport(data, table, skipped, balance, curv, red, near, [], spectra)
+    rep.findings = _findings(rep)
+    rep.timings = prog.done()
+    return rep
+
+
+def _check_loss(model, loss_fn, inputs, targets) -> float:
+    """The mean training loss; refuses a loss that is not a scalar, or a model whose outputs the loss cannot take."""
+    with torch.no_grad():
+        try:
+            out = loss_fn(model(inputs[:2]), targets[:2])
+        except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+            raise ValueError(f"inputs: the model and loss cannot take the data ({str(exc).splitlines()[0]}; got "
+                             f"inputs of shape {tuple(inputs.shape)}, targets of shape {tuple(targets.shape)})") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 0:
+        raise ValueError(f"loss_fn: must return a scalar (got {_shape_of(out)})")
+    return _mean_loss(model, loss_fn, inputs, targets)
+
+
+def _shape_of(x: Any) -> str:
+    return f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
