@@ -206,7 +206,8 @@ def test_layers_conv_embedding_listed_and_others_skipped_with_reason():
     shapes = {lay.name: (lay.kind, tuple(lay.matrix.shape)) for lay in layers}
     assert shapes == {"emb": ("embedding", (20, 6)), "conv": ("conv", (4, 27)), "fc": ("linear", (2, 6))}
     assert skipped == [("norm", "LayerNorm holds no weight matrix (weight (6,), bias (6,))")]
-    table, spectra = dg.layer_table(layers)
+    from overparam.diagnostics.weights import layer_table
+    table, spectra = layer_table(layers)
     W = model["emb"].weight.detach().double()
     s = torch.linalg.svdvals(W)
     row = table.set_index("layer").loc["emb"]

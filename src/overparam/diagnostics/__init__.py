@@ -9,12 +9,12 @@ from .hessian import Certificate, HessianOperator, certify, extreme_eigenvalues,
 from .norms import factor_balance, linear_chain_balance, norm_growth
 from .spectrum import TailFit, powerlaw_exponent, tail_exponent
 from .redundancy import (BlockRedundancy, RedundancyReport, block_redundancy, find_redundancy, neuron_slopes,
-                         sequential_blocks, split_neuron, zero_eigenvalue_count, zero_eigenvalue_threshold)
-from .weights import balance_table, layer_table, weight_layers
+                         split_neuron, zero_eigenvalue_count, zero_eigenvalue_threshold)
+from .weights import weight_layers
 from .checkup import CheckupReport, Finding, checkup
 
 __all__ = ["Certificate", "HessianOperator", "certify", "extreme_eigenvalues", "spectral_density",
            "RedundancyReport", "find_redundancy", "neuron_slopes", "split_neuron", "zero_eigenvalue_count",
            "zero_eigenvalue_threshold", "norm_growth", "factor_balance", "linear_chain_balance", "powerlaw_exponent",
-           "TailFit", "tail_exponent", "BlockRedundancy", "block_redundancy", "sequential_blocks", "weight_layers",
-           "layer_table", "balance_table", "CheckupReport", "Finding", "checkup"]
+           "TailFit", "tail_exponent", "BlockRedundancy", "block_redundancy", "weight_layers", "CheckupReport",
+           "Finding", "checkup"]

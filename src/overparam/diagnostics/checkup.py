@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..validation import NON_NEGATIVE, POSITIVE, IsCallable, Options, model_data, validate_params
+from ..validation import NON_NEGATIVE, POSITIVE, InstanceOf, IsCallable, Options, Seed, model_data, validate_params
 from .data import feature_inputs, sample_ratios, spectrum_section
 from .hessian import HessianOperator, certify, extreme_eigenvalues, spectral_density
 from .norms import norm_growth
@@ -420,9 +420,9 @@ def _on_device(model, inputs, targets, device):
     return model, as_t(inputs), as_t(targets)
 
 
-@validate_params({"loss_fn": IsCallable(), "noise_level": [None, NON_NEGATIVE], "fit_fn": [None, IsCallable()],
+@validate_params({"model": InstanceOf(torch.nn.Module, what="torch.nn.Module"), "loss_fn": IsCallable(), "noise_level": [None, NON_NEGATIVE], "fit_fn": [None, IsCallable()],
                   "param_filter": [None, IsCallable()], "device": [None, Options(("cpu", "cuda"))],
-                  "redundancy_tol": POSITIVE})
+                  "redundancy_tol": POSITIVE, "seed": Seed()})
 def checkup(model: torch.nn.Module, loss_fn: Callable, inputs: Any, targets: Any, *, noise_level: float | None = None,
             fit_fn: Callable | None = None, param_filter: Callable | None = None, device: str | None = None,
             progress: bool = True, redundancy_tol: float = 1e-3, curvature: bool = True,

@@ -304,6 +304,12 @@ def block_redundancy(first: torch.nn.Linear, activation: str, second: torch.nn.L
     merged block (:data:`BLOCK_KINDS`: kind, condition, merge, flat dimension). Distances are relative: ‖A[:, j]‖ to
     max_i ‖A[:, i]‖, ‖w_j‖ and ‖(w_j, b_j) ∓ (w_i, b_i)‖ to max_i ‖(w_i, b_i)‖, the spread of σ(z_j) over the data
     to the largest spread of any unit; each is a redundancy when ≤ ``tol``."""
+    if second.in_features != first.out_features:
+        raise ValueError(f"second: must take the {first.out_features} outputs of first (got in_features = "
+                         f"{second.in_features})")
+    if block_inputs.shape[1] != first.in_features:
+        raise ValueError(f"block_inputs: must have first.in_features = {first.in_features} columns (got shape "
+                         f"{tuple(block_inputs.shape)})")
     act = ACTIVATIONS[activation]
     W = first.weight.detach().double()
     m, d = W.shape

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..validation import InstanceOf, validate_params
 from .norms import effective_rank, factor_balance
 from .spectrum import exponents_disagree, powerlaw_exponent, tail_exponent
 
@@ -66,6 +67,7 @@ def _skip_reason(module: torch.nn.Module) -> str:
     return f"{getattr(module, 'original_name', '') or type(module).__name__} holds no weight matrix ({shapes})"
 
 
+@validate_params({"model": InstanceOf(torch.nn.Module, what="torch.nn.Module")})
 def weight_layers(model: torch.nn.Module) -> tuple[list[WeightLayer], list[tuple[str, str]]]:
     """The layers of ``model`` with a weight matrix (module docstring), and (name, reason) of every other module
     that holds parameters of its own."""
