@@ -289,6 +289,9 @@ BAD: list[tuple[str, object, str]] = [
     ("checkup-loss-not-scalar", lambda: dg.checkup(_net(), lambda a, b: a - b, *_data()), "loss_fn"),
     ("checkup-negative-noise", lambda: dg.checkup(_net(), torch.nn.MSELoss(), *_data(), noise_level=-1.0),
      "noise_level"),
+    ("monitor-zero-patience", lambda: dg.TrainingMonitor(patience=0), "patience"),
+    ("monitor-negative-noise", lambda: dg.TrainingMonitor(noise_level=-1.0), "noise_level"),
+    ("monitor-step-nan-error", lambda: dg.TrainingMonitor().step(_net(), NAN), "train_err"),
     ("checkup-unknown-device", lambda: dg.checkup(_net(), torch.nn.MSELoss(), *_data(), device="tpu"), "device"),
 ]
 

@@ -12,9 +12,10 @@ from .redundancy import (BlockRedundancy, RedundancyReport, block_redundancy, fi
                          split_neuron, zero_eigenvalue_count, zero_eigenvalue_threshold)
 from .weights import weight_layers
 from .checkup import CheckupReport, Finding, checkup
+from .monitor import TrainingMonitor
 
 __all__ = ["Certificate", "HessianOperator", "certify", "extreme_eigenvalues", "spectral_density",
            "RedundancyReport", "find_redundancy", "neuron_slopes", "split_neuron", "zero_eigenvalue_count",
            "zero_eigenvalue_threshold", "norm_growth", "factor_balance", "linear_chain_balance", "powerlaw_exponent",
            "TailFit", "tail_exponent", "BlockRedundancy", "block_redundancy", "weight_layers", "CheckupReport",
-           "Finding", "checkup"]
+           "Finding", "checkup", "TrainingMonitor"]
