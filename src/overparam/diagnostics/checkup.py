@@ -21,6 +21,7 @@ result it comes from. Every threshold is a module constant below, named and expl
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -436,9 +437,8 @@ def checkup(model: torch.nn.Module, loss_fn: Callable, inputs: Any, targets: Any
         raise ValueError("device: 'cuda' was asked for but torch sees no GPU (got device='cuda')")
     model, inputs, targets = _on_device(model, inputs, targets, device)
     inputs, targets = model_data(model, inputs, targets)
+    base = _check_loss(model, loss_fn, inputs, targets)  # before any progress line: a refusal is one line
     prog = _Progress(progress)
-    prog.section("loss")
-    base = _check_loss(model, loss_fn, inputs, targets)
     prog.section("data")
     data, spectra = _data_section(model, inputs, targets, seed)
     prog.section("weights")
@@ -453,7 +453,8 @@ def checkup(model: torch.nn.Module, loss_fn: Callable, inputs: Any, targets: Any
             curv = {"skipped": "a TorchScript module cannot be called with substituted parameters (torch.func), which "
                                "Hessian-vector products need; save the model with torch.export (.pt2) instead"}
         else:
-            curv, more = _curvature_section(model, loss_fn, inputs, targets, param_filter, layers, prog, seed)
+            with _frozen_except(model, param_filter):
+                curv, more = _curvature_section(model, loss_fn, inputs, targets, param_filter, layers, prog, seed)
             spectra.update(more)
     prog.section("redundancy")
     red = _redundancy_section(model, loss_fn, inputs, targets, redundancy_tol, base, curv.get("eigenvalues"))
@@ -464,6 +465,23 @@ def checkup(model: torch.nn.Module, loss_fn: Callable, inputs: Any, targets: Any
     rep.findings = _findings(rep)
     rep.timings = prog.done()
     return rep
+
+
+@contextlib.contextmanager
+def _frozen_except(model: torch.nn.Module, param_filter: Callable | None):
+    """Parameters that ``param_filter`` leaves out do not require grad for the duration (otherwise products and
+    dense Hessians of the selected block carry a graph through them); restored afterwards."""
+    if param_filter is None:
+        yield
+        return
+    frozen = [p for n, p in model.named_parameters() if p.requires_grad and not param_filter(n, p)]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 def _check_loss(model, loss_fn, inputs, targets) -> float:

@@ -57,7 +57,8 @@ def _module_kind(module: torch.nn.Module) -> str | None:
     w = module._parameters.get("weight") if hasattr(module, "_parameters") else None
     if w is None and original:  # a ScriptModule keeps its parameters apart from _parameters
         w = dict(module.named_parameters(recurse=False)).get("weight")
-    if isinstance(w, torch.Tensor) and not type(module).__module__.startswith("torch.nn.modules"):
+    generic = type(module) is torch.nn.Module or not type(module).__module__.startswith("torch.nn.modules")
+    if isinstance(w, torch.Tensor) and generic:  # a graph's plain holder, a scripted or a user-defined module
         return "matrix" if w.ndim == 2 else "conv-like" if w.ndim >= 3 else None
     return None
 
