@@ -239,3 +239,18 @@ def test_report_json_and_near_interpolation():
     assert back["data"]["n"] == 400 and back["layers"][0]["layer"] == "(root)"
     from overparam.diagnostics.checkup import SOURCES
     assert {f["source"] for f in back["findings"]} <= set(SOURCES)
+
+
+def test_balance_through_relu_per_unit_and_none_through_tanh():
+    from overparam.diagnostics.weights import balance_table
+    relu = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1)).double()
+    with torch.no_grad():
+        relu[0].weight.copy_(torch.tensor([[1.0, 2.0], [0.0, 1.0]]))
+        relu[0].bias.copy_(torch.tensor([2.0, 0.0]))
+        relu[2].weight.copy_(torch.tensor([[1.0, 3.0]]))
+    # ‖(w_j, b_j)‖² = (9, 1), ‖a_j‖² = (1, 9): imbalance 8, relative to 9
+    (row,) = balance_table(relu).to_dict("records")
+    assert row["kind"] == "through ReLU (per unit)" and row["pair"] == "2 · 0"
+    assert row["imbalance"] == pytest.approx(8.0) and row["relative_imbalance"] == pytest.approx(8 / 9)
+    tanh = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1))
+    assert len(balance_table(tanh)) == 0

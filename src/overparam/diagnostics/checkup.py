@@ -5,8 +5,8 @@
 - **data**: n, d, n/d, n/d², P, n/P; the input spectrum (and the last hidden layer's feature spectrum) with its
   rank-decay exponent a and its density-tail exponent α, each with an interval, and a flag when α ≠ 1 + 1/a
   (:mod:`.data`);
-- **weights**: a per-layer table (norms, ranks, both exponents of WᵀW) and the balance of LoRA and consecutive
-  factor pairs (:mod:`.weights`);
+- **weights**: a per-layer table (norms, ranks, both exponents of WᵀW) and the balance of LoRA pairs, linear chains
+  and ReLU pairs (:mod:`.weights`);
 - **curvature**: the strong-convexity certificate (:func:`.hessian.certify`), the top Hessian eigenvalue of each
   layer's block and the Hessian's spectral density;
 - **redundancy**: each Linear–activation–Linear block's redundant units, merged, with the loss change the merge
@@ -445,7 +445,7 @@ def checkup(model: torch.nn.Module, loss_fn: Callable, inputs: Any, targets: Any
     layers, skipped = weight_layers(model)
     table, layer_spectra = layer_table(layers, seed, lambda i, n, name: prog.say(f"checkup: layer {i + 1}/{n} {name}"))
     spectra["layers"] = layer_spectra
-    balance = balance_table(model, layers)
+    balance = balance_table(model)
     curv: dict[str, Any] = {}
     if curvature:
         prog.section("curvature")

@@ -3,7 +3,7 @@
 The near-interpolator result (Wang, Sonthalia & Hu 2024) says that once the training error is below the noise level,
 the weight norm keeps growing (like n^a with the data) while the validation error no longer improves. The monitor
 records, per call of :meth:`TrainingMonitor.step`, ‖θ‖² (all parameters), the training and validation errors and the
-largest relative factor imbalance ‖UᵀU − VᵀV‖/max(‖U‖², ‖V‖²) over LoRA pairs and consecutive chaining matrix layers
+largest relative factor imbalance ‖UᵀU − VᵀV‖/max(‖U‖², ‖V‖²) over LoRA pairs, linear chains and ReLU pairs
 (:func:`.weights.balance_table`), and warns (:class:`.norms.NearInterpolatorWarning`, once) when the training error is
 below ``noise_level`` while the norm has grown at each of the last ``patience`` steps.
 
@@ -25,7 +25,7 @@ import torch
 
 from ..validation import NON_NEGATIVE, POSITIVE_INT, InstanceOf, Interval, Real, check, validate_params
 from .norms import NearInterpolatorWarning
-from .weights import balance_table, weight_layers
+from .weights import balance_table
 
 COLUMNS = ["step", "weight_norm2", "train_error", "val_error", "max_relative_imbalance"]
 _ERROR = Interval(Real, None, None)
@@ -55,7 +55,7 @@ class TrainingMonitor:
 
     @staticmethod
     def _imbalance(model: torch.nn.Module) -> float:
-        table = balance_table(model, weight_layers(model)[0])
+        table = balance_table(model)
         return float(table["relative_imbalance"].max()) if len(table) else math.nan
 
     def norm_growing(self) -> bool:

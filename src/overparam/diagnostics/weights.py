@@ -11,9 +11,11 @@ module that holds parameters is listed as skipped, with the reason. For each lay
 - the **rank-decay exponent** a (λ_k ∝ k^−a, :func:`.spectrum.powerlaw_exponent`);
 - whether the two disagree beyond their intervals.
 
-Balance: ‖UᵀU − VᵀV‖₂ of each LoRA/PEFT pair (B, A) found by name (``lora_A`` / ``lora_B``: ΔW = BA, U = B, V = Aᵀ)
-and of each pair of consecutive matrix layers whose shapes chain (W₂W₁: U = W₂, V = W₁ᵀ), absolute and relative to
-max(‖U‖₂², ‖V‖₂²).
+Balance, the quantity gradient flow conserves: ‖UᵀU − VᵀV‖₂ of each LoRA/PEFT pair (B, A) found by name (``lora_A``
+/ ``lora_B``: ΔW = BA, U = B, V = Aᵀ) and of each pair of ``nn.Linear`` layers adjacent in an ``nn.Sequential`` (a
+linear chain W₂W₁: U = W₂, V = W₁ᵀ), absolute and relative to max(‖U‖₂², ‖V‖₂²); through a ReLU between them, the
+per-unit balance max_j |‖(w_j, b_j)‖² − ‖A[:, j]‖²|. Pairs through other activations conserve nothing and are not
+listed.
 """
 
 from __future__ import annotations
@@ -149,11 +151,44 @@ def lora_pairs(model: torch.nn.Module) -> list[tuple[str, str, torch.Tensor, tor
     return out
 
 
-def balance_table(model: torch.nn.Module, layers: list[WeightLayer]) -> pd.DataFrame:
-    """Balance of LoRA (B, A) pairs and of consecutive chaining matrix layers (module docstring)."""
+#: activations σ with σ(tz) = tσ(z) for t > 0: a unit's ‖(w_j, b_j)‖² − ‖A[:, j]‖² is conserved by gradient flow
+HOMOGENEOUS = (torch.nn.ReLU, torch.nn.LeakyReLU)
+
+
+def _chained_pairs(model: torch.nn.Module) -> list[tuple[str, str, torch.nn.Linear, torch.nn.Linear, bool]]:
+    """(name₁, name₂, first, second, through_relu) for Linear, Linear and Linear, ReLU-like, Linear runs of consecutive
+    children of an ``nn.Sequential``: the pairs whose balance gradient flow conserves (as a matrix for a linear
+    chain, per unit through a positively homogeneous activation). Other activations conserve no balance."""
+    out = []
+    for name, seq in model.named_modules():
+        if not isinstance(seq, torch.nn.Sequential):
+            continue
+        kids, pre = list(seq), f"{name}." if name else ""
+        for i, first in enumerate(kids):
+            if not isinstance(first, torch.nn.Linear):
+                continue
+            for gap, relu in ((1, False), (2, True)):
+                if i + gap < len(kids) and isinstance(kids[i + gap], torch.nn.Linear) and \
+                        (not relu or isinstance(kids[i + 1], HOMOGENEOUS)) and \
+                        kids[i + gap].in_features == first.out_features:
+                    out.append((f"{pre}{i}", f"{pre}{i + gap}", first, kids[i + gap], relu))
+    return out
+
+
+def _unit_balance_row(names: tuple[str, str], first: torch.nn.Linear, second: torch.nn.Linear) -> dict:
+    """max_j |‖(w_j, b_j)‖² − ‖A[:, j]‖²| through a ReLU, relative to the largest of those squared norms."""
+    W = first.weight.detach().double()
+    inn = (W**2).sum(1) + (first.bias.detach().double() ** 2 if first.bias is not None else 0.0)
+    out = (second.weight.detach().double() ** 2).sum(0)
+    imb = float((inn - out).abs().max())
+    return {"pair": " · ".join(names), "kind": "through ReLU (per unit)", "imbalance": imb,
+            "relative_imbalance": imb / max(float(inn.max()), float(out.max()), 1e-300), "product_stable_rank": math.nan}
+
+
+def balance_table(model: torch.nn.Module) -> pd.DataFrame:
+    """Balance of LoRA (B, A) pairs and of the chained pairs of :func:`_chained_pairs` (module docstring)."""
     rows = [_balance_row("lora", (b, a), B, A.T) for a, b, A, B in lora_pairs(model)]
-    plain = [lay for lay in layers if "lora_" not in lay.name and lay.kind in ("linear", "matrix")]
-    for first, second in zip(plain, plain[1:]):
-        if second.matrix.shape[1] == first.matrix.shape[0]:
-            rows.append(_balance_row("consecutive", (second.name, first.name), second.matrix, first.matrix.T))
+    for n1, n2, first, second, relu in _chained_pairs(model):
+        rows.append(_unit_balance_row((n2, n1), first, second) if relu else
+                    _balance_row("linear chain", (n2, n1), second.weight.detach(), first.weight.detach().T))
     return pd.DataFrame(rows, columns=["pair", "kind", "imbalance", "relative_imbalance", "product_stable_rank"])
