@@ -36,7 +36,7 @@ import torch
 
 from ..validation import NON_NEGATIVE, POSITIVE, InstanceOf, IsCallable, Options, Seed, model_data, validate_params
 from .data import feature_inputs, sample_ratios, spectrum_section
-from .hessian import HessianOperator, certify, extreme_eigenvalues, spectral_density
+from .hessian import HessianOperator, _lanczos, certify, spectral_density
 from .norms import norm_growth
 from .redundancy import block_redundancy, sequential_blocks, zero_eigenvalue_count, zero_eigenvalue_threshold
 from .weights import balance_table, layer_table, weight_layers
@@ -62,6 +62,10 @@ CONDITION_THRESHOLD = 1e4
 FAST_GROWTH = 1.0
 #: dense Hessians (all eigenvalues, flat-direction counts) up to this many parameters
 DENSE_LIMIT = 2000
+#: certify (ARPACK extremes and sampled secants) up to this many parameters; above, the Ritz values of a budgeted
+#: Lanczos run (LANCZOS_STEPS Hessian-vector products), which can prove "not positive definite" but not the converse
+CERTIFY_LIMIT = 20000
+LANCZOS_STEPS = 30
 
 
 @dataclass
@@ -115,9 +119,9 @@ class CheckupReport:
                     if k in self.layers]
             lines.append(self.layers[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         if "mu" in c:
-            lines.append(f"curvature: μ = {c['mu']:.4g}, L = {c['L']:.4g}, "
-                         f"{'positive definite' if c['positive_definite'] else 'not positive definite'}, "
-                         f"radius {c['radius']:.3g}")
+            lines.append(f"curvature ({c['method']}): μ = {c['mu']:.4g}, L = {c['L']:.4g}; {c['wording']}")
+        elif "skipped" in c:
+            lines.append(f"curvature skipped: {c['skipped']}")
         lines.extend(f"! [{f.section}] {f.message}" for f in self.findings)
         return "\n".join(lines)
 
@@ -197,21 +201,19 @@ def _data_section(model, inputs, targets, seed: int) -> tuple[dict, dict]:
 
 def _curvature_section(model, loss_fn, inputs, targets, param_filter, layers, progress: _Progress,
                        seed: int) -> tuple[dict, dict]:
-    """The certificate, per-layer top eigenvalues and the spectral density; cheaper settings above DENSE_LIMIT."""
+    """The certificate (dense up to DENSE_LIMIT parameters, cheap certify up to CERTIFY_LIMIT, Ritz values of a
+    budgeted Lanczos run above), per-layer top eigenvalues and the spectral density."""
     H = HessianOperator(model, loss_fn, inputs, targets, param_filter, _batch(inputs))
-    small = H.dim <= DENSE_LIMIT
-    progress.say(f"checkup: certificate on {H.dim} parameters ({'dense' if small else 'Lanczos'})")
-    cheap = {} if small else {"n_directions": 2, "n_ball": 2, "refine": 1, "eig_tol": 1e-6}
-    cert = certify(model, loss_fn, inputs, targets, param_filter=param_filter, batch_size=_batch(inputs),
-                   seed=seed, **cheap)
-    out = {"params": H.dim, "method": "dense" if small else "Lanczos", "mu": cert.mu, "L": cert.L,
-           "condition_number": cert.condition_number, "hessian_lipschitz": cert.hessian_lipschitz,
-           "radius": cert.radius, "positive_definite": cert.positive_definite, "gradient_norm": cert.gradient_norm,
-           "ball_min_eigenvalue": cert.ball_min_eigenvalue, "ball_check_passed": cert.ball_check_passed,
-           "notes": list(cert.notes), "wording": _wording(cert)}
-    spectra: dict[str, Any] = {}
-    if small:
-        out["eigenvalues"] = cert.eigenvalues
+    out: dict[str, Any] = {"params": H.dim}
+    ritz = None
+    if H.dim > DENSE_LIMIT:
+        progress.say(f"checkup: {LANCZOS_STEPS} Lanczos steps on the Hessian of {H.dim} parameters")
+        ritz = _ritz(H, LANCZOS_STEPS, seed)
+    if ritz is None or (ritz[0] > 0 and H.dim <= CERTIFY_LIMIT):
+        progress.say(f"checkup: certificate on {H.dim} parameters")
+        out.update(_certificate(model, loss_fn, inputs, targets, param_filter, seed, small=H.dim <= DENSE_LIMIT))
+    else:
+        out.update(_ritz_summary(ritz, LANCZOS_STEPS))
     top = {}
     for i, lay in enumerate(layers):
         progress.say(f"checkup: top Hessian eigenvalue of layer {i + 1}/{len(layers)} {lay.name}")
@@ -225,16 +227,58 @@ def _curvature_section(model, loss_fn, inputs, targets, param_filter, layers, pr
         top[lay.name] = _top_eigenvalue(Hl, seed)
     out["layer_top_eigenvalue"] = top
     progress.say("checkup: Hessian spectral density (stochastic Lanczos quadrature)")
-    xs, dens = spectral_density(H, n_probe=4 if not small else 8, n_steps=min(40, H.dim), seed=seed)
-    spectra["hessian_density"] = (xs, dens)
-    return out, spectra
+    small = H.dim <= DENSE_LIMIT
+    xs, dens = spectral_density(H, n_probe=8 if small else 4, n_steps=min(40 if small else 20, H.dim), seed=seed)
+    return out, {"hessian_density": (xs, dens)}
+
+
+def _certificate(model, loss_fn, inputs, targets, param_filter, seed: int, small: bool) -> dict[str, Any]:
+    cheap = {} if small else {"n_directions": 2, "n_ball": 2, "refine": 1, "eig_tol": 1e-6}
+    cert = certify(model, loss_fn, inputs, targets, param_filter=param_filter, batch_size=_batch(inputs),
+                   seed=seed, **cheap)
+    out = {"method": "dense" if small else "Lanczos (ARPACK)", "mu": cert.mu, "L": cert.L,
+           "condition_number": cert.condition_number, "hessian_lipschitz": cert.hessian_lipschitz,
+           "radius": cert.radius, "positive_definite": cert.positive_definite, "gradient_norm": cert.gradient_norm,
+           "ball_min_eigenvalue": cert.ball_min_eigenvalue, "ball_check_passed": cert.ball_check_passed,
+           "notes": list(cert.notes), "wording": _wording(cert)}
+    if small:
+        out["eigenvalues"] = cert.eigenvalues
+    return out
+
+
+def _ritz(H: HessianOperator, steps: int, seed: int) -> np.ndarray:
+    """Ritz values (increasing) of ``steps`` Lanczos steps from a Rademacher start: each lies in [λ_min, λ_max]."""
+    from scipy.linalg import eigh_tridiagonal
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    v = (torch.randint(0, 2, (H.dim,), generator=g) * 2 - 1).to(H.dtype).to(H.device)
+    a, b = _lanczos(H.matvec, v, min(steps, H.dim))
+    return np.sort(eigh_tridiagonal(a, b, eigvals_only=True)) if len(a) > 1 else np.asarray(a)
+
+
+def _ritz_summary(ritz: np.ndarray, steps: int) -> dict[str, Any]:
+    """What Ritz values prove: θ_min < 0 means λ_min ≤ θ_min < 0 (not positive definite, for certain); θ_max ≤ λ_max.
+    θ_min > 0 proves nothing about λ_min."""
+    lo, hi = float(ritz[0]), float(ritz[-1])
+    if lo < 0:
+        words = (f"not positive definite: a Lanczos run of {steps} Hessian-vector products found a direction of "
+                 f"negative curvature (Ritz value {lo:.3g}, so λ_min ≤ {lo:.3g}); there is no strongly convex ball "
+                 "around these parameters")
+        pd_ = False
+    else:
+        words = (f"undetermined within the budget: {steps} Lanczos steps saw no negative curvature (least Ritz value "
+                 f"{lo:.3g} ≥ λ_min), which does not prove positive definiteness at this size")
+        pd_ = None
+    return {"method": f"Lanczos, {steps} steps (Ritz values)", "mu": lo, "L": hi, "mu_is_upper_bound": True,
+            "L_is_lower_bound": True, "positive_definite": pd_, "wording": words, "condition_number": math.nan,
+            "radius": 0.0 if lo < 0 else math.nan}
 
 
 def _top_eigenvalue(H: HessianOperator, seed: int) -> float:
-    """λ_max of a layer's block: dense when small (a zero block stops ARPACK), Lanczos otherwise."""
+    """λ_max of a layer's block: dense when small (a zero block stops ARPACK), the largest Ritz value of a budgeted
+    Lanczos run otherwise (a lower bound, converging first since it is an extreme)."""
     if H.dim <= DENSE_LIMIT:
         return float(torch.linalg.eigvalsh(H.dense().detach())[-1])
-    return float(extreme_eigenvalues(H, k=1, which="largest", tol=1e-6, seed=seed)["largest"][-1])
+    return float(_ritz(H, LANCZOS_STEPS, seed)[-1])
 
 
 def _batch(inputs: torch.Tensor) -> int:
@@ -365,7 +409,7 @@ def _weight_findings(layers: pd.DataFrame, balance: pd.DataFrame) -> list[Findin
 
 
 def _curvature_findings(c: dict) -> list[Finding]:
-    if "mu" not in c:
+    if "mu" not in c or c["positive_definite"] is None:
         return []
     if not c["positive_definite"]:
         return [Finding("curvature", f"the Hessian is not positive definite (λ_min = {c['mu']:.3g}): these parameters "
