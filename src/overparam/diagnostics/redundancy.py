@@ -276,23 +276,28 @@ def _merge(first: torch.nn.Linear, second: torch.nn.Linear, keep: list[int], A: 
 
 
 def _pairs(wb: torch.Tensor, live: list[int], odd: bool, scale: float, tol: float) -> list[tuple[int, int, str, float]]:
-    """(i, j, kind, relative distance): unit j a duplicate (or sign-twin) of an earlier representative i."""
-    reps: list[int] = []
+    """(i, j, kind, relative distance): unit j a duplicate (or sign-twin) of an earlier representative i (the first
+    within tolerance, duplicates before sign-twins). Distances of all pairs at once: O(m²d) in one product."""
+    if not live:
+        return []
+    x = wb[live]
+    dist = {"duplicate": torch.cdist(x, x) / scale}
+    if odd:
+        dist["sign-twin"] = torch.cdist(x, -x) / scale
+    is_rep = torch.zeros(len(live), dtype=torch.bool, device=wb.device)
     out = []
-    for j in live:
+    for jj, j in enumerate(live):
         hit = None
-        for i in reps:
-            for sign, kind in ((1, "duplicate"), (-1, "sign-twin")) if odd else ((1, "duplicate"),):
-                dist = float((wb[j] - sign * wb[i]).norm()) / scale
-                if dist <= tol:
-                    hit = (i, j, kind, dist)
-                    break
-            if hit:
+        for kind, D in dist.items():
+            ok = torch.nonzero(is_rep[:jj] & (D[jj, :jj] <= tol)).flatten()
+            if len(ok):
+                ii = int(ok[0])
+                hit = (live[ii], j, kind, float(D[jj, ii]))
                 break
         if hit:
             out.append(hit)
         else:
-            reps.append(j)
+            is_rep[jj] = True
     return out
 
 
