@@ -1,14 +1,10 @@
 """checkup.html renders in headless Chromium with every figure loaded."""
 
-import re
-import subprocess
-
 import numpy as np
 import pytest
-import torch
 
 from overparam.cli import main
-from test_report_browser import CHECK, CHROMIUM
+from test_report_browser import CHROMIUM, images_loaded
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
@@ -23,13 +19,7 @@ def test_checkup_page_opens_in_headless_chromium(tmp_path, monkeypatch):
     assert main(["diagnose", "mlp:build", str(tmp_path / "d.npz"), "--out", str(out), "--quiet"]) == 0
     page = tmp_path / "check.html"
     html = (out / "checkup.html").read_text()
-    page.write_text(html.replace("</body>", CHECK + "</body>"))
-    r = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
-                        page.as_uri()], capture_output=True, text=True, timeout=120)
-    m = re.search(r"loaded=(\d+) total=(\d+) width=(\d+)", r.stdout)
-    assert m, r.stderr[-2000:]
-    loaded, total, width = map(int, m.groups())
+    page.write_text(html)
+    loaded, total, width = images_loaded(page, tmp_path)
     # data spectrum, per-layer ESD, Hessian density
     assert total == html.count("<img") == 3 and loaded == total and width > 100

@@ -348,10 +348,12 @@ def _near_interpolation_section(model, loss_fn, inputs, targets, noise_level, fi
                            "below_noise": noise_level is not None and train_loss < noise_level}
     if fit_fn is not None:
         n = len(inputs)
+        y = targets.reshape(n) if targets.ndim > 1 and targets[0].numel() == 1 else targets
+        if y.ndim != 1 or not y.is_floating_point():
+            out["note"] = f"norm growth needs one real target per row (got targets of shape {tuple(targets.shape)})"
+            return out
         sizes = sorted({int(s) for s in np.geomspace(max(n // 8, 2), n, 4)})
-        X = inputs.reshape(n, -1)
-        y = targets.reshape(n) if targets.ndim > 1 and targets.shape[-1] == 1 else targets
-        ng = norm_growth(fit_fn, X, y, sizes, seed=seed)
+        ng = norm_growth(fit_fn, inputs.reshape(n, -1), y, sizes, seed=seed)
         out.update(sizes=ng.sizes, norm2=ng.norm2, refit_train_error=ng.train_error, norm_growth_exponent=ng.exponent,
                    relative_train_error=ng.relative_train_error, data_rank_decay_a=data_a)
     return out
