@@ -22,11 +22,13 @@ FACTORY = textwrap.dedent('''
     ''')
 
 
-@pytest.fixture()
-def files(tmp_path, monkeypatch):
-    """The tiny model (4 → 6 → 1, tanh) in every format, its data in every format, on an importable module."""
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The tiny model (4 → 6 → 1, tanh) in every format, its data in every format, on an importable module (built
+    once for the module: torch.export takes seconds)."""
+    tmp_path = tmp_path_factory.mktemp("diagnose")
     (tmp_path / "tinymodel.py").write_text(FACTORY)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.path.insert(0, str(tmp_path))
     sys.modules.pop("tinymodel", None)
     import tinymodel
     net = tinymodel.build()
@@ -37,6 +39,7 @@ def files(tmp_path, monkeypatch):
     ep = torch.export.export(net, (X,), dynamic_shapes=({0: torch.export.Dim("batch")},))
     torch.export.save(ep, tmp_path / "m.pt2")
     f["pt2"] = tmp_path / "m.pt2"
+    torch.export.save(torch.export.export(net, (X[:5],)), tmp_path / "static.pt2")  # batch fixed at 5
     torch.jit.script(net).save(str(tmp_path / "m.ts"))
     f["script"] = tmp_path / "m.ts"
     from safetensors.torch import save_file
@@ -52,7 +55,9 @@ def files(tmp_path, monkeypatch):
     np.savez(tmp_path / "nokeys.npz", x=X.numpy())
     (tmp_path / "notamodel.pt2").write_text("hello")
     (tmp_path / "notamodel.ts").write_text("hello")
-    return tmp_path, f
+    yield tmp_path, f
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop("tinymodel", None)
 
 
 @pytest.mark.parametrize("fmt, data", [("pt2", "d.npz"), ("script", "d.pt"), ("safetensors", "d.safetensors"),
@@ -87,7 +92,7 @@ def test_param_filter_and_history(files, capsys):
     for k in range(5):
         mon.step(net, 1.0 / (k + 1), 0.8)
     hist = mon.save(tmp / "h.csv")
-    out = tmp / "out"
+    out = tmp / "out-filter"
     assert main(["diagnose", "tinymodel:build", str(tmp / "d.npz"), "--out", str(out), "--param-filter", "2.*",
                  "--history", str(hist), "--quiet"]) == 0
     rep = json.loads((out / "checkup.json").read_text())
@@ -111,27 +116,30 @@ def test_param_filter_and_history(files, capsys):
     (["tinymodel:build", "{tmp}/d.npz", "--loss", "cross_entropy"], "error: data: --loss cross_entropy needs integer"),
     (["tinymodel:build"], "error: data: MODEL and DATA go together"),
     (["--history", "{tmp}/d.npz"], "error: --history: not a CSV file"),
+    (["tinymodel:build", "{tmp}/d.npz", "--device", "cuda"], "error: --device: 'cuda' was asked for but torch sees"),
+    (["{tmp}/static.pt2", "{tmp}/d.npz"], "error: data: inputs of shape (64, 4) do not fit the model (Guard failed"),
 ])
-def test_bad_input_one_line_exit_2_nothing_written(files, args, starts, capsys):
+def test_bad_input_one_line_exit_2_nothing_written(files, args, starts, capsys, tmp_path):
     tmp, f = files
-    out = tmp / "out-bad"
+    if "--device" in args and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    out = tmp_path / "out-bad"
     rc = main(["diagnose", *(a.format(tmp=tmp) for a in args), "--out", str(out), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith(starts), err
     assert not out.exists()
-    assert not [p for p in tmp.iterdir() if p.name.startswith(".checkup-")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".checkup-")]
 
 
-def test_loss_that_is_not_a_scalar(files, capsys):
+def test_loss_that_is_not_a_scalar(files, tmp_path):
     tmp, f = files
-    (tmp / "vecloss.py").write_text(FACTORY)
     from overparam.report.checkup import DiagnoseError, diagnose
     import overparam.report.checkup as rc
     with pytest.raises(DiagnoseError, match="^loss_fn: must return a scalar"):
         orig = rc._loss_and_targets
         try:
             rc._loss_and_targets = lambda loss, model, x, y: (lambda a, b: (a - b) ** 2, y)
-            diagnose("tinymodel:build", str(tmp / "d.npz"), tmp / "o", progress=False)
+            diagnose("tinymodel:build", str(tmp / "d.npz"), tmp_path / "o", progress=False)
         finally:
             rc._loss_and_targets = orig
-    assert not (tmp / "o").exists()
+    assert not (tmp_path / "o").exists()

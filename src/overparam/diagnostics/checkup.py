@@ -180,12 +180,13 @@ def _mean_loss(model: torch.nn.Module, loss_fn: Callable, x: torch.Tensor, y: to
 
 
 # --- sections ---------------------------------------------------------------------------------------------------
-def _data_section(model, inputs, targets, seed: int) -> tuple[dict, dict]:
+def _data_section(model, inputs, targets, seed: int, progress: _Progress) -> tuple[dict, dict]:
     P = sum(p.numel() for p in model.parameters())
     d = math.prod(inputs.shape[1:]) if inputs.ndim > 1 else 1
     out = sample_ratios(len(inputs), d, P)
     spectra = {}
     if inputs.is_floating_point() and d >= 2:
+        progress.say(f"checkup: input spectrum ({d} dimensions, row bootstrap)")
         sp = spectrum_section(inputs, seed)
         spectra["input"] = sp.pop("eigenvalues")
         out["input_spectrum"] = sp
@@ -193,6 +194,7 @@ def _data_section(model, inputs, targets, seed: int) -> tuple[dict, dict]:
         out["input_spectrum"] = {"note": "inputs are indices or one-dimensional: no covariance spectrum"}
     feats = feature_inputs(model, inputs)
     if feats is not None:
+        progress.say(f"checkup: feature spectrum of the inputs to layer {feats[0]}")
         sp = spectrum_section(feats[1], seed)
         spectra["features"] = sp.pop("eigenvalues")
         out["feature_spectrum"] = {"layer": feats[0], **sp}
@@ -486,7 +488,7 @@ def checkup(model: torch.nn.Module, loss_fn: Callable, inputs: Any, targets: Any
     base = _check_loss(model, loss_fn, inputs, targets)  # before any progress line: a refusal is one line
     prog = _Progress(progress)
     prog.section("data")
-    data, spectra = _data_section(model, inputs, targets, seed)
+    data, spectra = _data_section(model, inputs, targets, seed, prog)
     prog.section("weights")
     layers, skipped = weight_layers(model)
     table, layer_spectra = layer_table(layers, seed, lambda i, n, name: prog.say(f"checkup: layer {i + 1}/{n} {name}"))

@@ -241,8 +241,10 @@ def _loss_and_targets(loss: str, model, inputs, targets):
         with torch.no_grad():
             out = model(inputs[:2].to(p.device, p.dtype) if inputs.is_floating_point() else inputs[:2].to(p.device))
     except Exception as exc:  # whatever the model raises on inputs it cannot take
-        raise DiagnoseError("data", f"inputs of shape {tuple(inputs.shape)} do not fit the model "
-                                    f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = ("; a torch.export program needs a dynamic batch dimension: export with dynamic_shapes="
+                "({0: torch.export.Dim('batch')},)") if "Guard failed" in why else ""
+        raise DiagnoseError("data", f"inputs of shape {tuple(inputs.shape)} do not fit the model ({why}){hint}") from None
     if not isinstance(out, torch.Tensor):
         raise DiagnoseError("model", f"must return a tensor (got {type(out).__name__})")
     if loss == "cross_entropy":
