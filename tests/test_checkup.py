@@ -254,3 +254,17 @@ def test_balance_through_relu_per_unit_and_none_through_tanh():
     assert row["imbalance"] == pytest.approx(8.0) and row["relative_imbalance"] == pytest.approx(8 / 9)
     tanh = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1))
     assert len(balance_table(tanh)) == 0
+
+
+def test_embedding_model_on_integer_inputs():
+    # token indices stay integers: weights, data ratios, redundancy and the feature spectrum are computed; curvature
+    # is skipped with its reason (the Hessian operator takes inputs in the parameters' dtype)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(30, 8), torch.nn.Flatten(), torch.nn.Linear(24, 1)).double()
+    X = torch.randint(0, 30, (100, 3), generator=torch.Generator().manual_seed(1))
+    y = torch.randn(100, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    rep = dg.checkup(model, MSE, X, y, progress=False)
+    assert list(rep.layers.kind) == ["embedding", "linear"] and rep.data["params"] == 30 * 8 + 25
+    assert "integer inputs" in rep.curvature["skipped"]
+    assert rep.data["feature_spectrum"]["layer"] == "2" and rep.data["feature_spectrum"]["dimension"] == 24
+    assert rep.near_interpolation["train_loss"] == pytest.approx(float(MSE(model(X), y)), rel=1e-12)

@@ -484,7 +484,10 @@ def checkup(model: torch.nn.Module, loss_fn: Callable, inputs: Any, targets: Any
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device: 'cuda' was asked for but torch sees no GPU (got device='cuda')")
     model, inputs, targets = _on_device(model, inputs, targets, device)
+    indices = _is_integer(inputs)
     inputs, targets = model_data(model, inputs, targets)
+    if indices:  # token or category indices (an Embedding's input) stay integers
+        inputs = inputs.long()
     base = _check_loss(model, loss_fn, inputs, targets)  # before any progress line: a refusal is one line
     prog = _Progress(progress)
     prog.section("data")
@@ -497,7 +500,10 @@ def checkup(model: torch.nn.Module, loss_fn: Callable, inputs: Any, targets: Any
     curv: dict[str, Any] = {}
     if curvature:
         prog.section("curvature")
-        if isinstance(model, torch.jit.ScriptModule):
+        if indices:
+            curv = {"skipped": "integer inputs (indices): the Hessian operator takes inputs in the parameters' dtype, "
+                               "so an Embedding's indices cannot reach it; the other sections are computed"}
+        elif isinstance(model, torch.jit.ScriptModule):
             curv = {"skipped": "a TorchScript module cannot be called with substituted parameters (torch.func), which "
                                "Hessian-vector products need; save the model with torch.export (.pt2) instead"}
         else:
@@ -530,6 +536,13 @@ def _frozen_except(model: torch.nn.Module, param_filter: Callable | None):
     finally:
         for p in frozen:
             p.requires_grad_(True)
+
+
+def _is_integer(x: Any) -> bool:
+    """Integer (index) data: a torch tensor or NumPy array of an integer dtype."""
+    if isinstance(x, torch.Tensor):
+        return not x.is_floating_point() and not x.is_complex() and x.dtype != torch.bool
+    return isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.integer)
 
 
 def _check_loss(model, loss_fn, inputs, targets) -> float:
