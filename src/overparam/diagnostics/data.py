@@ -77,8 +77,9 @@ def feature_inputs(model: torch.nn.Module, inputs: torch.Tensor) -> tuple[str, t
     """(name, inputs) of the model's last ``Linear``-like layer on ``inputs``: the last hidden features, caught by a
     forward hook; None when the model has no such layer or hooks cannot be attached (scripted modules)."""
     from .weights import weight_layers
-    layers = [lay for lay in weight_layers(model)[0] if lay.kind in ("linear", "matrix")]
-    if len(layers) < 2:  # no layer, or one whose inputs are the data themselves
+    every = weight_layers(model)[0]
+    layers = [lay for lay in every if lay.kind in ("linear", "matrix")]
+    if not layers or len(every) < 2:  # no layer, or one whose inputs are the data themselves
         return None
     name = layers[-1].name
     module = dict(model.named_modules())[name]
