@@ -233,7 +233,10 @@ def test_report_json_and_near_interpolation():
     rep = dg.checkup(model, MSE, X, y, noise_level=0.25, fit_fn=fit, curvature=False, progress=False)
     ni = rep.near_interpolation
     assert ni["below_noise"] and ni["train_loss"] < 0.25
-    assert len(ni["sizes"]) == 4 and np.isfinite(ni["norm_growth_exponent"])
+    # the refits are norm_growth's, on the same nested subsamples (n/8 … n, four sizes, seed 0)
+    ng = dg.norm_growth(fit, X.reshape(400, -1), y.reshape(400), [50, 100, 200, 400], seed=0)
+    assert list(ni["sizes"]) == [50, 100, 200, 400] and ni["norm_growth_exponent"] == ng.exponent
+    assert ni["data_rank_decay_a"] == rep.data["input_spectrum"]["rank_decay_a"]
     assert any(f.source == "near-interpolators" and f.threshold == 0.25 for f in rep.findings)
     back = json.loads(rep.to_json())
     assert back["data"]["n"] == 400 and back["layers"][0]["layer"] == "(root)"

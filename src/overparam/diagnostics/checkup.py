@@ -354,7 +354,7 @@ def _near_interpolation_section(model, loss_fn, inputs, targets, noise_level, fi
         if y.ndim != 1 or not y.is_floating_point():
             out["note"] = f"norm growth needs one real target per row (got targets of shape {tuple(targets.shape)})"
             return out
-        sizes = sorted({int(s) for s in np.geomspace(max(n // 8, 2), n, 4)})
+        sizes = sorted({int(round(s)) for s in np.geomspace(max(n // 8, 2), n, 4)})
         ng = norm_growth(fit_fn, inputs.reshape(n, -1), y, sizes, seed=seed)
         out.update(sizes=ng.sizes, norm2=ng.norm2, refit_train_error=ng.train_error, norm_growth_exponent=ng.exponent,
                    relative_train_error=ng.relative_train_error, data_rank_decay_a=data_a)
@@ -416,7 +416,8 @@ def _curvature_findings(c: dict) -> list[Finding]:
     if "mu" not in c or c["positive_definite"] is None:
         return []
     if not c["positive_definite"]:
-        return [Finding("curvature", f"the Hessian is not positive definite (λ_min = {c['mu']:.3g}): these parameters "
+        rel = "≤" if c.get("mu_is_upper_bound") else "="
+        return [Finding("curvature", f"the Hessian is not positive definite (λ_min {rel} {c['mu']:.3g}): these parameters "
                         "are not a strict local minimizer, or lie on a flat manifold of minimizers; a Newton finish "
                         "has no strongly convex ball to converge in", c["mu"], 0.0, "convex-neighborhoods")]
     out = []
