@@ -272,3 +272,23 @@ def test_embedding_model_on_integer_inputs():
     assert "integer inputs" in rep.curvature["skipped"]
     assert rep.data["feature_spectrum"]["layer"] == "2" and rep.data["feature_spectrum"]["dimension"] == 24
     assert rep.near_interpolation["train_loss"] == pytest.approx(float(MSE(model(X), y)), rel=1e-12)
+
+
+def test_tail_finding_only_from_a_long_tail_wholly_beyond_the_threshold():
+    # a planted λ_k = k^−2 layer (α = 1.5 from 200 eigenvalues) is flagged; a random 10 × 16 layer, whose 10
+    # eigenvalues (a Marchenko–Pastur bulk) fit α ≈ 1.4 ± 0.2, is not: too short a tail to tell a power law
+    g = torch.Generator().manual_seed(0)
+    U, _ = torch.linalg.qr(torch.randn(200, 200, generator=g, dtype=torch.float64))
+    V, _ = torch.linalg.qr(torch.randn(200, 200, generator=g, dtype=torch.float64))
+    model = torch.nn.Sequential(torch.nn.Linear(200, 200), torch.nn.Tanh(), torch.nn.Linear(200, 16), torch.nn.Tanh(),
+                                torch.nn.Linear(16, 10)).double()
+    with torch.no_grad():
+        model[0].weight.copy_((U / torch.arange(1, 201, dtype=torch.float64)) @ V.T)
+    X = torch.randn(64, 200, dtype=torch.float64, generator=g)
+    rep = dg.checkup(model, MSE, X, torch.zeros(64, 10, dtype=torch.float64), curvature=False, progress=False)
+    flagged = [f.message.split(":")[0] for f in rep.findings if f.source.startswith("heavy-tailed")]
+    assert flagged == ["layer 0"]
+    row = rep.layers.set_index("layer").loc["0"]
+    assert row["tail_n"] >= 50 and abs(row["tail_alpha"] - 1.5) < 1.96 * row["tail_alpha_se"]
+    last = rep.layers.set_index("layer").loc["4"]
+    assert last["tail_n"] == 10 and last["tail_alpha"] + 1.96 * last["tail_alpha_se"] < 2  # would have been flagged

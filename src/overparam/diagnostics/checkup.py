@@ -56,6 +56,10 @@ SOURCES = {
 IMBALANCE_THRESHOLD = 0.1
 #: WeightWatcher's reading of the tail exponent: < 2 very heavy-tailed, > 6 close to random (little learned)
 TAIL_LOW, TAIL_HIGH = 2.0, 6.0
+#: tail exponents are read (findings) only from tails of at least this many eigenvalues: below ~50 samples a power
+#: law cannot be told from other heavy or bounded tails (Clauset, Shalizi & Newman 2009, §4), and a random layer's
+#: Marchenko–Pastur bulk, whose lower edge is near 0 for a near-square matrix, fits an α < 2 with a narrow interval
+MIN_TAIL_FOR_FINDING = 50
 #: a condition number above this makes a first-order finish slow (iterations ∝ κ) where Newton's is not
 CONDITION_THRESHOLD = 1e4
 #: the norm grows "fast" when ‖θ‖² ∝ n^b with b above this (linear growth is what a fixed-size model gives)
@@ -391,24 +395,29 @@ def _data_findings(data: dict) -> list[Finding]:
 
 
 def _weight_findings(layers: pd.DataFrame, balance: pd.DataFrame) -> list[Finding]:
+    """Tail exponents beyond WeightWatcher's range only when the whole 95 % interval is and the tail holds at least
+    MIN_TAIL_FOR_FINDING eigenvalues; factor pairs whose conserved imbalance exceeds IMBALANCE_THRESHOLD."""
     out = []
     for row in layers.to_dict("records"):
-        a = row.get("tail_alpha", float("nan"))
-        if a == a and a < TAIL_LOW:
-            out.append(Finding("weights", f"layer {row['layer']}: density-tail exponent α = {a:.2f} < {TAIL_LOW}: very "
-                               "heavy-tailed eigenvalues of WᵀW (a few directions dominate; in WeightWatcher's reading, "
-                               "possibly over-fitted)", a, TAIL_LOW, "heavy-tailed (not one of the five)"))
-        elif a == a and a > TAIL_HIGH:
-            out.append(Finding("weights", f"layer {row['layer']}: density-tail exponent α = {a:.2f} > {TAIL_HIGH}: the "
-                               "eigenvalues of WᵀW look like those of a random matrix (in WeightWatcher's reading, little "
-                               "learned in this layer)", a, TAIL_HIGH, "heavy-tailed (not one of the five)"))
+        a, se = row.get("tail_alpha", float("nan")), row.get("tail_alpha_se", float("nan"))
+        if row.get("tail_n", 0) < MIN_TAIL_FOR_FINDING:
+            continue
+        if a == a and a + 1.96 * se < TAIL_LOW:
+            out.append(Finding("weights", f"layer {row['layer']}: density-tail exponent α = {a:.2f} ± {1.96 * se:.2f} "
+                               f"< {TAIL_LOW}: very heavy-tailed eigenvalues of WᵀW (a few directions dominate; in "
+                               "WeightWatcher's reading, possibly over-fitted)", a, TAIL_LOW,
+                               "heavy-tailed (not one of the five)"))
+        elif a == a and a - 1.96 * se > TAIL_HIGH:
+            out.append(Finding("weights", f"layer {row['layer']}: density-tail exponent α = {a:.2f} ± {1.96 * se:.2f} "
+                               f"> {TAIL_HIGH}: the eigenvalues of WᵀW look like those of a random matrix (in "
+                               "WeightWatcher's reading, little learned in this layer)", a, TAIL_HIGH,
+                               "heavy-tailed (not one of the five)"))
     for row in balance.to_dict("records"):
         if row["relative_imbalance"] > IMBALANCE_THRESHOLD:
-            out.append(Finding("weights", f"{row['kind']} pair {row['pair']} is unbalanced: ‖UᵀU − VᵀV‖ is "
-                               f"{row['relative_imbalance']:.3g} of max(‖U‖², ‖V‖²); gradient flow conserves this "
-                               "imbalance, so it comes from the initialization scale or from rescaling, and slows and "
-                               "biases factorized training", row["relative_imbalance"], IMBALANCE_THRESHOLD,
-                               "implicit-balancing"))
+            out.append(Finding("weights", f"{row['kind']} pair {row['pair']} is unbalanced: the imbalance gradient flow "
+                               f"conserves is {row['relative_imbalance']:.3g} of the factors' squared norms; it comes "
+                               "from the initialization scale or from rescaling, and slows and biases factorized "
+                               "training", row["relative_imbalance"], IMBALANCE_THRESHOLD, "implicit-balancing"))
     return out
 
 
