@@ -292,3 +292,17 @@ def test_tail_finding_only_from_a_long_tail_wholly_beyond_the_threshold():
     assert row["tail_n"] >= 50 and abs(row["tail_alpha"] - 1.5) < 1.96 * row["tail_alpha_se"]
     last = rep.layers.set_index("layer").loc["4"]
     assert last["tail_n"] == 10 and last["tail_alpha"] + 1.96 * last["tail_alpha_se"] < 2  # would have been flagged
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_checkup_on_cuda_gives_the_cpu_numbers():
+    net = _planted_net()
+    X = torch.randn(60, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = torch.randn(60, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    cpu = dg.checkup(net, MSE, X, y, progress=False)
+    gpu = dg.checkup(net, MSE, X, y, device="cuda", progress=False)
+    assert next(net.parameters()).device.type == "cpu"  # the caller's model stays where it was
+    for key in ("mu", "L", "gradient_norm"):
+        assert gpu.curvature[key] == pytest.approx(cpu.curvature[key], rel=1e-8, abs=1e-12)
+    np.testing.assert_allclose(gpu.layers.spectral_norm, cpu.layers.spectral_norm, rtol=1e-10)
+    assert gpu.redundancy[0]["reduced_width"] == cpu.redundancy[0]["reduced_width"] == 3
