@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-#: results a finding can come from (the studies' names) and the heuristic that is not one of them
+#: results a finding can come from (the studies' names) and the heuristic that is not one of them; the nuclear route's
+#: sample ratio n/d² is reported in the data section without a threshold (it applies to quadratic networks only)
 SOURCES = {
     "near-interpolators": "Wang, Sonthalia & Hu (2024): near-interpolating ridge, ‖θ‖² ∝ n^a below the noise",
     "implicit-balancing": "factorized gradient descent keeps factors balanced (‖UᵀU − VᵀV‖ conserved by gradient flow)",
     "convex-neighborhoods": "Benning & Dereich: strongly convex neighbourhoods of efficient minimizers; redundancy",
     "approximate-newton": "a second-order finish converges fast inside a strongly convex ball",
-    "nuclear-route": "quadratic networks: the sample ratio n/d² decides recovery",
     "heavy-tailed (not one of the five)": "Martin & Mahoney's tail-exponent heuristic for trained weight matrices",
 }
 
