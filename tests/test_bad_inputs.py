@@ -286,6 +286,32 @@ BAD: list[tuple[str, object, str]] = [
     ("powerlaw-window-reversed", lambda: dg.powerlaw_exponent(np.arange(1, 50.0) ** -1.5, window=(20, 3)), "window"),
     ("powerlaw-window-beyond", lambda: dg.powerlaw_exponent(np.arange(1, 50.0) ** -1.5, window=(1, 500)), "window"),
     ("powerlaw-matrix-not-square", lambda: dg.powerlaw_exponent(np.ones((5, 3)), kind="matrix"), "data"),
+    ("tail-too-few", lambda: dg.tail_exponent([1.0, 2.0, 3.0]), "eigenvalues"),
+    ("tail-negative", lambda: dg.tail_exponent(-np.arange(1, 20.0)), "eigenvalues"),
+    ("tail-nan", lambda: dg.tail_exponent([1.0, NAN] * 10), "eigenvalues"),
+    ("tail-min-tail-two", lambda: dg.tail_exponent(np.arange(1, 20.0), min_tail=2), "min_tail"),
+    # diagnostics.weights and checkup
+    ("weight-layers-not-a-module", lambda: dg.weight_layers([np.eye(2)]), "model"),
+    ("block-unknown-activation", lambda: dg.block_redundancy(_net()[0], "foo", _net()[2], _data()[0]), "activation"),
+    ("block-first-not-linear", lambda: dg.block_redundancy(torch.nn.Tanh(), "tanh", _net()[2], _data()[0]), "first"),
+    ("block-widths-do-not-chain", lambda: dg.block_redundancy(_net()[0], "tanh", torch.nn.Linear(5, 1).double(),
+                                                              _data()[0]), "second"),
+    ("block-inputs-width", lambda: dg.block_redundancy(_net()[0], "tanh", _net()[2], np.ones((4, 5))), "block_inputs"),
+    ("block-inputs-nan", lambda: dg.block_redundancy(_net()[0], "tanh", _net()[2], np.full((4, 2), NAN)),
+     "block_inputs"),
+    ("block-negative-tol", lambda: dg.block_redundancy(_net()[0], "tanh", _net()[2], _data()[0], tol=-1.0), "tol"),
+    ("checkup-not-a-module", lambda: dg.checkup(lambda x: x, torch.nn.MSELoss(), *_data()), "model"),
+    ("checkup-nan-inputs", lambda: dg.checkup(_net(), torch.nn.MSELoss(), np.full((10, 2), NAN), _data()[1]), "inputs"),
+    ("checkup-shapes-do-not-fit", lambda: dg.checkup(_net(), torch.nn.MSELoss(), np.ones((10, 5)), _data()[1]),
+     "inputs"),
+    ("checkup-length-mismatch", lambda: dg.checkup(_net(), torch.nn.MSELoss(), _data()[0], _data()[1][:4]), "targets"),
+    ("checkup-loss-not-scalar", lambda: dg.checkup(_net(), lambda a, b: a - b, *_data()), "loss_fn"),
+    ("checkup-negative-noise", lambda: dg.checkup(_net(), torch.nn.MSELoss(), *_data(), noise_level=-1.0),
+     "noise_level"),
+    ("monitor-zero-patience", lambda: dg.TrainingMonitor(patience=0), "patience"),
+    ("monitor-negative-noise", lambda: dg.TrainingMonitor(noise_level=-1.0), "noise_level"),
+    ("monitor-step-nan-error", lambda: dg.TrainingMonitor().step(_net(), NAN), "train_err"),
+    ("checkup-unknown-device", lambda: dg.checkup(_net(), torch.nn.MSELoss(), *_data(), device="tpu"), "device"),
 ]
 
 #: mixed devices need a GPU; run where torch sees one
@@ -323,7 +349,8 @@ def test_every_public_callable_has_a_bad_input_case():
     class / constant, so a new public function cannot skip the table."""
     import inspect
     src = inspect.getsource(inspect.getmodule(test_every_public_callable_has_a_bad_input_case))
-    data_only = {"SolverResult", "STATUSES", "Certificate", "RedundancyReport"}
+    data_only = {"SolverResult", "STATUSES", "Certificate", "RedundancyReport", "TailFit", "BlockRedundancy",
+                 "CheckupReport", "Finding"}
     owned_elsewhere = {"QuadraticNetProblem"}  # a data class of a problem made by make_problem
     bases = {"LinearOperator"}  # an abstract base: its doors are its subclasses' (each in the table)
     table = src[src.index("BAD: list"):src.index("BAD_CUDA: list")] + src[src.index("OTHER_BRANCHES: list"):]

@@ -283,6 +283,46 @@ def export(
     return 0
 
 
+@app.command()
+def diagnose(
+    model: Optional[str] = typer.Argument(None, help="The model: a torch.export file (.pt2), a TorchScript file, a "
+                                          "safetensors state dict (with --module), or pkg.mod:function returning it."),
+    data: Optional[str] = typer.Argument(None, help="The data: .npz, .pt (a dict) or .safetensors holding arrays "
+                                         "named 'inputs' (n, ...) and 'targets' (n, ...)."),
+    out: Path = typer.Option(Path("overparam-checkup"), help="Output folder: checkup.html and checkup.json."),
+    module: Optional[str] = typer.Option(None, help="pkg.mod:factory building the empty model a .safetensors "
+                                         "state dict is loaded into."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    param_filter: Optional[str] = typer.Option(None, help="Comma-separated glob patterns on parameter names (e.g. "
+                                               "'fc2.*'): the parameters the curvature is computed for."),
+    loss: str = typer.Option("mse", help="mse or cross_entropy (integer class labels as targets)."),
+    noise_level: Optional[float] = typer.Option(None, help="Noise variance the training loss is compared with."),
+    history: Optional[Path] = typer.Option(None, help="A CSV written by TrainingMonitor.save: plotted in the page "
+                                           "(alone, without MODEL and DATA, into history.html)."),
+    quiet: bool = QUIET,
+) -> int:
+    """The checkup of your own model and data: sample ratios and data spectrum, per-layer weight statistics, the
+    curvature certificate, redundant units, near-interpolation; findings in plain words, checkup.html and
+    checkup.json in --out."""
+    from .report.checkup import DiagnoseError, diagnose as run
+    from .validation import Options
+
+    _option("device", device, Options(("cpu", "cuda")))
+    _option("loss", loss, Options(("mse", "cross_entropy")))
+    try:
+        rep, folder = run(model, data, out, module=module, device=device, param_filter=param_filter, loss=loss,
+                          noise_level=noise_level, history=None if history is None else str(history),
+                          progress=not quiet)
+    except DiagnoseError as exc:
+        if exc.param in ("model", "data"):
+            raise UsageError(str(exc)) from None
+        raise ConfigError(exc.param, exc.message) from None
+    if rep is not None:
+        typer.echo(rep.summary())
+    typer.echo(f"wrote {folder / ('checkup.html' if rep is not None else 'history.html')}")
+    return 0
+
+
 def _summarise(outcome) -> int:
     for v in outcome.verdicts:
         if v.status == "fail":

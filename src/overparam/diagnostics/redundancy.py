@@ -202,3 +202,160 @@ def zero_eigenvalue_threshold(n: int, n_params: int, dtype: torch.dtype = torch.
 def zero_eigenvalue_count(eigenvalues: torch.Tensor, rel: float) -> int:
     """Eigenvalues (any array, 1-D) with |λ| ≤ rel·max|λ|."""
     return int((eigenvalues.abs() <= rel * eigenvalues.abs().max()).sum())
+
+
+# --- redundancy inside any model: Linear–activation–Linear blocks ---------------------------------------------------
+#: flat dimension a unit of each kind adds (d inputs, k outputs of the block), and its merge rule
+BLOCK_KINDS = {
+    "zero output weight": ("‖A[:, j]‖ ≈ 0", "drop unit j", "d + 1 ((w_j, b_j) free)"),
+    "zero input weight": ("‖w_j‖ ≈ 0", "c += A[:, j] σ(b_j), drop j", "k + 1 ((A[:, j], b_j) with c)"),
+    "dead on the data": ("σ(w_jᵀx + b_j) constant on every data point", "c += A[:, j] σ(z_j), drop j",
+                         "k + d + 1 for ReLU (A[:, j] and, locally, (w_j, b_j)); k otherwise"),
+    "duplicate": ("(w_j, b_j) ≈ (w_i, b_i)", "A[:, i] += A[:, j], drop j", "k (A[:, i] + A[:, j] fixed)"),
+    "sign-twin": ("(w_j, b_j) ≈ −(w_i, b_i), σ odd (or sigmoid)", "A[:, i] −= A[:, j] (sigmoid: c += A[:, j]), drop j",
+                  "k"),
+}
+
+
+@dataclass
+class BlockUnit:
+    kind: str  # a key of BLOCK_KINDS
+    units: tuple[int, ...]  # (j,) or (i, j): j is merged into i
+    distance: float  # the relative distance that was compared with the tolerance
+    flat_dimension: int
+
+
+@dataclass
+class BlockRedundancy:
+    """Redundant units of one block x ↦ A σ(W x + b) + c (W: m × d, A: k × m) and the merged block."""
+
+    name: str  # '<first>→<second>'
+    activation: str
+    width: int  # m
+    reduced_width: int
+    units: list[BlockUnit]
+    tolerance: float
+    first: torch.nn.Linear  # the merged layers
+    second: torch.nn.Linear
+    flat_dimension: int = 0
+
+    @property
+    def efficient(self) -> bool:
+        return not self.units
+
+
+def sequential_blocks(model: torch.nn.Module) -> list[tuple[str, torch.nn.Sequential, int, str]]:
+    """(name, parent Sequential, index of the first Linear, activation name) of every Linear, activation, Linear
+    run of consecutive children of an ``nn.Sequential`` in ``model``, with the activation in the registry."""
+    out = []
+    for name, seq in model.named_modules():
+        if not isinstance(seq, torch.nn.Sequential):
+            continue
+        kids = list(seq)
+        for i in range(len(kids) - 2):
+            if isinstance(kids[i], torch.nn.Linear) and isinstance(kids[i + 2], torch.nn.Linear):
+                act = next((n for n, a in ACTIVATIONS.items() if isinstance(kids[i + 1], a.module)), None)
+                if act is not None and kids[i + 2].in_features == kids[i].out_features:
+                    out.append((name, seq, i, act))
+    return out
+
+
+def _merge(first: torch.nn.Linear, second: torch.nn.Linear, keep: list[int], A: torch.Tensor,
+           c: torch.Tensor) -> tuple[torch.nn.Linear, torch.nn.Linear]:
+    """New layers of width len(keep) with the given output weights A (k × m) and output bias c (k,)."""
+    dtype, dev = first.weight.dtype, first.weight.device
+    lin1 = torch.nn.Linear(first.in_features, len(keep), bias=first.bias is not None).to(dev, dtype)
+    lin2 = torch.nn.Linear(len(keep), second.out_features, bias=True).to(dev, dtype)
+    with torch.no_grad():
+        lin1.weight.copy_(first.weight[keep])
+        if first.bias is not None:
+            lin1.bias.copy_(first.bias[keep])
+        lin2.weight.copy_(A[:, keep].to(dtype))
+        lin2.bias.copy_(c.to(dtype))
+    return lin1, lin2
+
+
+def _pairs(wb: torch.Tensor, live: list[int], odd: bool, scale: float, tol: float) -> list[tuple[int, int, str, float]]:
+    """(i, j, kind, relative distance): unit j a duplicate (or sign-twin) of an earlier representative i (the first
+    within tolerance, duplicates before sign-twins). Distances of all pairs at once: O(m²d) in one product."""
+    if not live:
+        return []
+    x = wb[live]
+    dist = {"duplicate": torch.cdist(x, x) / scale}
+    if odd:
+        dist["sign-twin"] = torch.cdist(x, -x) / scale
+    is_rep = torch.zeros(len(live), dtype=torch.bool, device=wb.device)
+    out = []
+    for jj, j in enumerate(live):
+        hit = None
+        for kind, D in dist.items():
+            ok = torch.nonzero(is_rep[:jj] & (D[jj, :jj] <= tol)).flatten()
+            if len(ok):
+                ii = int(ok[0])
+                hit = (live[ii], j, kind, float(D[jj, ii]))
+                break
+        if hit:
+            out.append(hit)
+        else:
+            is_rep[jj] = True
+    return out
+
+
+@validate_params({"first": InstanceOf(torch.nn.Linear), "second": InstanceOf(torch.nn.Linear),
+                  "activation": _ACT, "block_inputs": Array(2, to="torch", keep_float32=True), "tol": POSITIVE})
+def block_redundancy(first: torch.nn.Linear, activation: str, second: torch.nn.Linear, block_inputs: torch.Tensor,
+                     tol: float = 1e-3, name: str = "") -> BlockRedundancy:
+    """Redundant units of the block x ↦ second(σ(first(x))) on the data ``block_inputs`` (n, d) it sees, and the
+    merged block (:data:`BLOCK_KINDS`: kind, condition, merge, flat dimension). Distances are relative: ‖A[:, j]‖ to
+    max_i ‖A[:, i]‖, ‖w_j‖ and ‖(w_j, b_j) ∓ (w_i, b_i)‖ to max_i ‖(w_i, b_i)‖, the spread of σ(z_j) over the data
+    to the largest spread of any unit; each is a redundancy when ≤ ``tol``."""
+    if second.in_features != first.out_features:
+        raise ValueError(f"second: must take the {first.out_features} outputs of first (got in_features = "
+                         f"{second.in_features})")
+    if block_inputs.shape[1] != first.in_features:
+        raise ValueError(f"block_inputs: must have first.in_features = {first.in_features} columns (got shape "
+                         f"{tuple(block_inputs.shape)})")
+    act = ACTIVATIONS[activation]
+    W = first.weight.detach().double()
+    m, d = W.shape
+    b = first.bias.detach().double() if first.bias is not None else torch.zeros(m, dtype=W.dtype, device=W.device)
+    A = second.weight.detach().double().clone()
+    c = (second.bias.detach().double().clone() if second.bias is not None
+         else torch.zeros(A.shape[0], dtype=W.dtype, device=W.device))
+    k = A.shape[0]
+    wb = torch.cat([W, b[:, None]], 1)
+    with torch.no_grad():
+        h = act.fn(block_inputs.to(W.device, W.dtype) @ W.T + b)  # (n, m)
+    spread = (h.amax(0) - h.amin(0))
+    a_scale = float(A.norm(dim=0).max()) or 1.0
+    wb_scale = float(wb.norm(dim=1).max()) or 1.0
+    s_scale = float(spread.max()) or 1.0
+    units: list[BlockUnit] = []
+    gone: set[int] = set()
+    for j in range(m):
+        r_out, r_in, r_dead = float(A[:, j].norm()) / a_scale, float(W[j].norm()) / wb_scale, float(spread[j]) / s_scale
+        if r_out <= tol:
+            units.append(BlockUnit("zero output weight", (j,), r_out, d + 1))
+        elif r_in <= tol:
+            c += A[:, j] * act.fn(b[j])
+            units.append(BlockUnit("zero input weight", (j,), r_in, k + 1))
+        elif r_dead <= tol:
+            c += A[:, j] * h[:, j].mean()
+            units.append(BlockUnit("dead on the data", (j,), r_dead, k + d + 1 if activation == "relu" else k))
+        else:
+            continue
+        gone.add(j)
+    odd = act.symmetry in ("odd", "sigmoid")
+    for i, j, kind, dist in _pairs(wb, [j for j in range(m) if j not in gone], odd, wb_scale, tol):
+        sign = 1.0 if kind == "duplicate" else -1.0
+        A[:, i] += sign * A[:, j]
+        if kind == "sign-twin" and act.symmetry == "sigmoid":  # a σ(−z) = a − a σ(z)
+            c += A[:, j]
+        units.append(BlockUnit(kind, (i, j), dist, k))
+        gone.add(j)
+    keep = [j for j in range(m) if j not in gone] or [0]
+    if len(keep) == 1 and keep[0] in gone:  # every unit redundant: one unit with zero output weight stays
+        A[:, 0] = 0.0
+    lin1, lin2 = _merge(first, second, keep, A, c)
+    return BlockRedundancy(name, activation, m, len(keep), units, tol, lin1, lin2,
+                           sum(u.flat_dimension for u in units))

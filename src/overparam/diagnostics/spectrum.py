@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..validation import POSITIVE, POSITIVE_INT, Array, Options, Seed, check, validate_params
+from ..validation import POSITIVE, POSITIVE_INT, Array, Integral, Interval, Options, Seed, check, validate_params
 
 _DATA = Array((1, 2), to="numpy")
 _KIND = Options(("auto", "matrix", "data"))
@@ -132,3 +132,73 @@ def powerlaw_exponent(data, kind: str = "auto", n_boot: int = 200, seed: int = 0
     q_lo, q_med, q_hi = np.percentile(boot, [2.5, 50, 97.5])
     # resampled spectra are biased (duplicated rows distort the tail): keep the bootstrap's spread, centred on a
     return PowerLawFit(a, (float(a - (q_med - q_lo)), float(a + (q_hi - q_med))), int(k_min), int(k_max), rms)
+
+
+# --- the density-tail exponent, fitted directly (Clauset, Shalizi, Newman 2009) ----------------------------------
+@dataclass(frozen=True)
+class TailFit:
+    """p(λ) ∝ λ^−alpha for λ ≥ xmin: the density-tail exponent (WeightWatcher's α), not the rank-decay a."""
+
+    alpha: float  # tail exponent α of the density
+    xmin: float  # lower end of the tail, chosen by the least KS distance
+    ks_distance: float  # sup |S(λ) − P(λ)| between the empirical and the fitted tail CDFs
+    standard_error: float  # (α − 1)/√n_tail, the MLE's asymptotic standard error
+    n_tail: int  # eigenvalues ≥ xmin
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """α ± 1.96 standard errors."""
+        return self.alpha - 1.96 * self.standard_error, self.alpha + 1.96 * self.standard_error
+
+    @property
+    def rank_decay(self) -> float:
+        """The rank-decay exponent a = 1/(α − 1) a pure power law with this tail would have."""
+        return 1.0 / (self.alpha - 1.0)
+
+    def __str__(self) -> str:
+        lo, hi = self.interval
+        return (f"density-tail exponent α = {self.alpha:.3f} [{lo:.3f}, {hi:.3f}] over {self.n_tail} eigenvalues "
+                f"≥ xmin = {self.xmin:.4g} (KS distance {self.ks_distance:.3f}; rank decay 1/(α − 1) = "
+                f"{self.rank_decay:.3f})")
+
+
+def _tail_mle(tail: np.ndarray) -> tuple[float, float]:
+    """α̂ = 1 + n / Σ ln(λ_i/xmin) over the tail (xmin = its least value) and the KS distance of that fit."""
+    n, xmin = len(tail), tail[0]
+    logs = np.log(tail / xmin)
+    alpha = 1.0 + n / max(float(logs.sum()), 1e-300)
+    empirical = np.arange(n) / n  # P(λ < tail[i]) within the tail, ascending
+    fitted = 1.0 - (tail / xmin) ** (1.0 - alpha)
+    return alpha, float(np.max(np.abs(empirical - fitted)))
+
+
+@validate_params({"eigenvalues": Array(1, to="numpy"), "min_tail": Interval(Integral, 3, None, "left")})
+def tail_exponent(eigenvalues, min_tail: int = 10) -> TailFit:
+    """Fit p(λ) ∝ λ^−α to the largest eigenvalues (NumPy, torch or sequences; float64) by maximum likelihood,
+    α̂ = 1 + n_tail / Σ_{λ ≥ xmin} ln(λ/xmin), with xmin the candidate (each eigenvalue leaving ≥ ``min_tail`` in
+    the tail) whose fit has the least Kolmogorov–Smirnov distance (Clauset, Shalizi & Newman 2009, eq. 3.1 and
+    §3.3; the rule WeightWatcher follows). Standard error (α̂ − 1)/√n_tail (their eq. 3.2)."""
+    lam = np.sort(eigenvalues[eigenvalues > 0])
+    if np.any(eigenvalues < 0):
+        raise ValueError(f"eigenvalues: must be ≥ 0 (got {eigenvalues.min():g})")
+    if len(lam) < min_tail:
+        raise ValueError(f"eigenvalues: needs at least min_tail = {min_tail} positive values (got {len(lam)})")
+    best = None
+    for i in range(len(lam) - min_tail + 1):
+        if i and lam[i] == lam[i - 1]:
+            continue
+        alpha, ks = _tail_mle(lam[i:])
+        if best is None or ks < best[1]:
+            best = (alpha, ks, i)
+    alpha, ks, i = best
+    n = len(lam) - i
+    return TailFit(alpha, float(lam[i]), ks, (alpha - 1.0) / np.sqrt(n), n)
+
+
+def exponents_disagree(rank: PowerLawFit, tail: TailFit) -> bool:
+    """Whether the tail exponent α and 1 + 1/a from the rank-decay fit disagree beyond both intervals (the intervals
+    [α ± 1.96 s.e.] and [1 + 1/a_hi, 1 + 1/a_lo] do not overlap): the spectrum is not one pure power law."""
+    lo_a, hi_a = rank.interval
+    implied = (1.0 + 1.0 / hi_a, 1.0 + 1.0 / lo_a) if lo_a > 0 else (1.0 + 1.0 / hi_a, np.inf)
+    lo, hi = tail.interval
+    return bool(hi < implied[0] or lo > implied[1])
