@@ -378,15 +378,18 @@ def _too_narrow(results: pd.DataFrame, theory) -> Evidence | None:
 
 # --- cost: an iteration of the convex solve is one forward and one adjoint pass. Over the GOE design (n = α d²
 # symmetric d × d matrices held as upper triangles) they are matrix-vector products, n·d² multiply-adds bound by memory
-# traffic; over the real features (n × d held) they are products X·S, X·A (A the d × r factors of the iterate) and
-# Xᵀdiag(r)X, ≤ 2·n·d² multiply-adds at matrix-product speed: measured per multiply-add at d = 80 (one thread),
-# 0.36 of the GOE design's time (REAL_PASS_COST; at larger d the products run faster still, so the plan errs long
-# there). GD on W adds steps passes of n·d·m.
-REAL_PASS_COST = 0.36
+# traffic; over the real features (n × d held) they are products X·A (A the d × r factors of the iterate) and
+# Xᵀdiag(r)X, ≤ 2·n·d² multiply-adds at matrix-product speed, which grows with d. Measured per multiply-add against
+# the GOE design's (one thread, benchmarks/nuclear_floor.py and the quick-scale sizes): 0.36 at d = 80, 0.075 at
+# d = 400 (3.1 s per iteration at n = 160 000, against 1.6 ns·α d⁴ for a GOE iteration), i.e. ≈ 0.36·80/d
+# (REAL_PASS_COST at REAL_PASS_D, falling as 1/d). GD on W adds steps passes of n·d·m.
+REAL_PASS_COST, REAL_PASS_D = 0.36, 80
 
 
 def _work(p: dict) -> float:
-    return p["alpha"] * p["d"] ** 4 * (REAL_PASS_COST if p.get("design", "goe") == "quadratic" else 1.0)
+    if p.get("design", "goe") == "quadratic":
+        return p["alpha"] * p["d"] ** 4 * REAL_PASS_COST * min(1.0, REAL_PASS_D / p["d"])
+    return p["alpha"] * p["d"] ** 4
 
 
 def _memory(p: dict) -> float:
