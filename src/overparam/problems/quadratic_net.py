@@ -33,24 +33,79 @@ RANK_RTOL = 1e-6
 
 DESIGNS = ("quadratic", "goe")
 
+#: bytes of one block of rows in a CPU pass of :class:`QuadraticFeatures` (the default ``chunk_rows``)
+CHUNK_BYTES = 2**20
+
 
 class QuadraticFeatures(SensingOperator):
-    """𝒜(S)_μ = (x_μᵀSx_μ − Tr S)/√d for X (n, d)."""
+    """𝒜(S)_μ = (x_μᵀSx_μ − Tr S)/√d for X (n, d).
 
-    def __init__(self, X: torch.Tensor):
-        finite_array("X", X)
-        self.X = X
+    Passes run over blocks of ``chunk_rows`` rows, each holding one (chunk_rows, d) temporary (memory: n·d for X plus
+    that block). Default: blocks of about 1 MiB on the CPU, where the block's product stays in cache for the
+    elementwise step (measured 1.5–2.5× faster than one n × d product at d = 100…400), and all n rows at once on a
+    GPU. ``pass_dtype=torch.float32`` stores X and multiplies in float32 (half
+    the memory and about half the time) while every per-row sum, the accumulation over chunks and the result stay in
+    the iterate's dtype (float64): a pass is exact to the float32 rounding of each block's products. Measured at
+    d = 30: the solver's objective reaches the float64 minimizer's to ~1e-7 relative, but its duality gap, whose
+    certificate 𝒜*z is itself a float32 pass, certifies no better than ~1e-5 relative: use tol ≥ 3e-5 (tested)."""
+
+    def __init__(self, X: torch.Tensor, chunk_rows: int | None = None, pass_dtype: torch.dtype | None = None):
         self.m, self.d = X.shape
         self.n1 = self.n2 = self.d
         self.device, self.dtype = X.device, X.dtype
+        self.pass_dtype = X.dtype if pass_dtype is None else pass_dtype
+        if self.pass_dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"pass_dtype: must be torch.float32 or torch.float64 (got {pass_dtype})")
+        self.X = X.to(self.pass_dtype)
+        if chunk_rows is None:
+            chunk_rows = self.m if self.device.type != "cpu" else max(32, CHUNK_BYTES // (self.d * self.X.element_size()))
+        self.chunk_rows = positive_int("chunk_rows", chunk_rows)
+        for rows in self._rows():  # block by block: the check's temporaries on all of X were 1.4 times X
+            finite_array("X", X[rows])
+
+    def _rows(self):
+        for i in range(0, self.m, self.chunk_rows):
+            yield slice(i, min(i + self.chunk_rows, self.m))
+
+    def _diag_quadratic(self, U: torch.Tensor, V: torch.Tensor | None, out_dtype: torch.dtype) -> torch.Tensor:
+        """(x_μᵀ U V_μ-row sums): Σ_j (XU)_μj (XV)_μj, or with V None: Σ_j (XU)_μj X_μj; shape (n,)."""
+        U = U.to(self.pass_dtype)
+        V = None if V is None else V.to(self.pass_dtype)
+        out = torch.empty(self.m, dtype=out_dtype, device=self.device)
+        for rows in self._rows():
+            Xc = self.X[rows]
+            T = Xc @ U
+            T.mul_(Xc if V is None else (T if V is U else Xc @ V))
+            out[rows] = T.sum(1, dtype=out_dtype)
+        return out
 
     def forward(self, S: torch.Tensor) -> torch.Tensor:
+        """((X S) ∘ X)·1 − Tr S, over √d: n·d² multiply-adds, one (rows, d) temporary per chunk."""
         self._check(S)
-        return (((self.X @ S) * self.X).sum(1) - torch.trace(S)) / math.sqrt(self.d)
+        return (self._diag_quadratic(S, None, S.dtype) - torch.trace(S)) / math.sqrt(self.d)
+
+    def forward_factored(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        """𝒜(U Vᵀ) = (((XU) ∘ (XV))·1 − Σ U∘V)/√d for U, V (d, r): n·d·r multiply-adds (one product when V is U)."""
+        return (self._diag_quadratic(U, V, U.dtype) - (U * V).sum()) / math.sqrt(self.d)
 
     def adjoint(self, r: torch.Tensor) -> torch.Tensor:
-        eye = torch.eye(self.d, dtype=r.dtype, device=r.device)
-        return ((self.X * r[:, None]).T @ self.X - r.sum() * eye) / math.sqrt(self.d)
+        """(Xᵀ diag(r) X − (Σ r) I)/√d, summed over chunks in r's dtype."""
+        acc = torch.zeros(self.d, self.d, dtype=r.dtype, device=r.device)
+        rp = r.to(self.pass_dtype)
+        for rows in self._rows():
+            Xc = self.X[rows]
+            acc += (Xc * rp[rows, None]).T @ Xc
+        acc.diagonal().sub_(r.sum())
+        return acc / math.sqrt(self.d)
+
+    def adjoint_right(self, z: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        """𝒜*(z) V = (Xᵀ(z ∘ XV) − (Σ z) V)/√d for V (d, k): 2·n·d·k multiply-adds."""
+        acc = torch.zeros(self.d, V.shape[1], dtype=z.dtype, device=z.device)
+        zp, Vp = z.to(self.pass_dtype), V.to(self.pass_dtype)
+        for rows in self._rows():
+            Xc = self.X[rows]
+            acc += Xc.T @ ((Xc @ Vp).mul_(zp[rows, None]))
+        return (acc - z.sum() * V) / math.sqrt(self.d)
 
 
 class GOEDesign(SensingOperator):

@@ -27,7 +27,7 @@ import torch
 
 from ..backend import generator
 from ..claims import Claim, Evidence, line_fit, mean_sem, pooled_mean
-from ..problems.quadratic_net import (RANK_RTOL, make_problem, powerlaw_teacher, powerlaw_teacher_spectrum,
+from ..problems.quadratic_net import (CHUNK_BYTES, RANK_RTOL, make_problem, powerlaw_teacher, powerlaw_teacher_spectrum,
                                       psd_rank)
 from ..report.figures import new_figure, plot_points, plot_theory
 from ..solvers.factorized import gram_factorized_gd
@@ -52,8 +52,9 @@ SCALES = {
                   fs_ds=[20, 30, 40], fs_seeds=12, rec_ds=[30, 50],
                   rec_alphas=[0.2, 0.25, 0.29, 0.31, 0.34, 0.36, 0.42, 0.5], rec_seeds=2, eq_d=20, eq_ms=[4, 8, 11, 12, 13, 14, 15, 20, 40], eq_steps=60000,
                   pl_ds=[40, 80], pl_alphas=[0.5, 1.0], pl_seeds=3),
-    "paper": dict(d_goe=100, d_real=200, alphas=[0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0], seeds=8,
-                  real_seeds=4, configs=CONFIGS, fs_ds=[40, 60], fs_seeds=8, rec_ds=[60, 100],
+    # paper: the real quadratic features at the paper's d = 400 (n = α d² up to 320 000, X 1 GB in float64), α ≤ 2
+    "paper": dict(d_goe=100, d_real=400, alphas=[0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0], seeds=8,
+                  real_alphas=[0.25, 0.5, 1.0, 1.5, 2.0], real_seeds=2, configs=CONFIGS, fs_ds=[40, 60], fs_seeds=8, rec_ds=[60, 100],
                   rec_alphas=[0.2, 0.25, 0.29, 0.31, 0.34, 0.36, 0.42, 0.5], rec_seeds=4, eq_d=40,
                   eq_ms=[5, 10, 20, 25, 30, 40, 80], eq_steps=200000, pl_ds=[60, 120], pl_alphas=[0.25, 0.5, 1.0, 2.0],
                   pl_seeds=4),
@@ -145,8 +146,9 @@ def _error_points(scale: str) -> list[dict]:
         for a in c["alphas"]:
             pts += [dict(design="goe", d=c["d_goe"], alpha=a, kappa=kappa, lam=lam, noise=noise, seed=s)
                     for s in range(c["seeds"])]
-            pts += [dict(design="quadratic", d=c["d_real"], alpha=a, kappa=kappa, lam=lam, noise=noise, seed=100 + s)
-                    for s in range(c["real_seeds"])]
+            if a in c.get("real_alphas", c["alphas"]):
+                pts += [dict(design="quadratic", d=c["d_real"], alpha=a, kappa=kappa, lam=lam, noise=noise,
+                             seed=100 + s) for s in range(c["real_seeds"])]
     return pts
 
 
@@ -374,15 +376,29 @@ def _too_narrow(results: pd.DataFrame, theory) -> Evidence | None:
                     detail=f"rank {rank}, widths {sorted(below['m'].tolist())}")
 
 
-# --- cost: one operator pass over the GOE design is n·d² multiply-adds (n = α d² symmetric d × d matrices held);
-# the real features hold n × d; GD on W adds steps passes of n·d·m
+# --- cost: an iteration of the convex solve is one forward and one adjoint pass. Over the GOE design (n = α d²
+# symmetric d × d matrices held as upper triangles) they are matrix-vector products, n·d² multiply-adds bound by memory
+# traffic; over the real features (n × d held) they are products X·A (A the d × r factors of the iterate) and
+# Xᵀdiag(r)X, ≤ 2·n·d² multiply-adds at matrix-product speed, which grows with d. Measured per multiply-add against
+# the GOE design's (one thread, benchmarks/nuclear_floor.py and the quick-scale sizes): 0.36 at d = 80, 0.075 at
+# d = 400 (3.1 s per iteration at n = 160 000, against 1.6 ns·α d⁴ for a GOE iteration), i.e. ≈ 0.36·80/d
+# (REAL_PASS_COST at REAL_PASS_D, falling as 1/d). GD on W adds steps passes of n·d·m.
+REAL_PASS_COST, REAL_PASS_D = 0.36, 80
+
+
 def _work(p: dict) -> float:
+    if p.get("design", "goe") == "quadratic":
+        return p["alpha"] * p["d"] ** 4 * REAL_PASS_COST * min(1.0, REAL_PASS_D / p["d"])
     return p["alpha"] * p["d"] ** 4
 
 
 def _memory(p: dict) -> float:
+    """GOE: the stored design and its generation, 8·n·d² bytes (measured, tests/test_research.py). Real features:
+    X (8·n·d) plus the solver's handful of n-vectors and one block of rows (``CHUNK_BYTES``)."""
     n = p["alpha"] * p["d"] ** 2
-    return 8.0 * n * (p["d"] ** 2 if p.get("design", "goe") == "goe" else p["d"])
+    if p.get("design", "goe") == "goe":
+        return 8.0 * n * p["d"] ** 2
+    return 8.0 * n * (p["d"] + 8) + CHUNK_BYTES
 
 
 def _equivalence_work(p: dict) -> float:
@@ -410,7 +426,7 @@ class NuclearRoute(Study):
     claim = ("ERM with square loss and weight decay on a quadratic-activation network equals trace-penalized PSD "
              "matrix sensing on S = WᵀW/√(md) once m ≥ rank; its train/test errors follow sharp formulas in α = n/d², "
              "and noiseless teachers are recovered above α_PR(κ*).")
-    version = "3"
+    version = "4"
     theory_model = QuadraticERMTheory
     params = PARAMS
     sweep_part = "errors"
