@@ -438,6 +438,21 @@ class NuclearRoute(Study):
                     rank_fraction=float(p.rank_fraction[0]),
                     alpha_pr=float(self.theory_model.perfect_recovery_threshold(values["kappa"])))
 
+    def predict_many(self, points: list[dict]) -> list[dict]:
+        """:meth:`predict` at every point, one theory call per (κ*, λ, Δ) with all its α at once (the Wishart
+        teacher's fixed point is solved for a whole α grid together)."""
+        groups: dict[tuple, list[int]] = {}
+        for i, v in enumerate(points):
+            groups.setdefault((v["kappa"], v["lam"], v["noise"]), []).append(i)
+        out: list[dict] = [{} for _ in points]
+        for (kappa, lam, noise), idx in groups.items():
+            p = self.theory_model.predict([points[i]["alpha"] for i in idx], kappa, lam, noise)
+            alpha_pr = float(self.theory_model.perfect_recovery_threshold(kappa))
+            for j, i in enumerate(idx):
+                out[i] = dict(train_error=float(p.train_error[j]), test_error=float(p.test_error[j]),
+                              rank_fraction=float(p.rank_fraction[j]), alpha_pr=alpha_pr)
+        return out
+
     def parts(self) -> list[Part]:
         cost = dict(work=_work, memory=_memory)
         return [
