@@ -403,14 +403,13 @@ def main() -> None:
 
 def notes(args) -> str:
     return (f"float32; MLP 32→w→w→10 Tanh, MSE, n = {args.n}; CNN 3×8×8 conv-conv(stride 2)-pool-linear, "
-            f"cross-entropy, n = {args.n_cnn}; products over batches of {args.batch}; threads {args.threads}; best of {args.repeats}; "
-            f"load = 1-min load average at the row. accuracy: top-10 and λ_min, the largest relative distance to the "
-            f"reference (module docstring); trace, the stated standard error over |trace|. Top-10/λ_min: relative residual 1e-6 (eigsh and overparam), "
-            f"hessian-eigenthings Lanczos with overparam's number of steps, PyHessian maxIter "
-            f"{args.pyhessian_iters} tol 1e-4. Trace: {args.trace_products} products. SLQ: {args.slq_probes}×"
-            f"{args.slq_steps}. certify: budget {args.certify_products} products. Tools above {args.large:.0e} "
-            f"parameters: {', '.join(args.tools_large)}.")
-
+            f"cross-entropy, n = {args.n_cnn}; products over batches of {args.batch}; threads {args.threads}; "
+            f"best of {args.repeats}; load = 1-min load average at the row. accuracy: top-10 and λ_min, the largest "
+            f"relative distance to the reference (module docstring); trace, the stated standard error over |trace|. "
+            f"Top-10/λ_min: relative residual 1e-6 (eigsh and overparam), hessian-eigenthings Lanczos with "
+            f"overparam's number of steps, PyHessian maxIter {args.pyhessian_iters} tol 1e-4. Trace: "
+            f"{args.trace_products} products. SLQ: {args.slq_probes}×{args.slq_steps}. certify: budget "
+            f"{args.certify_products} products. Tools above {args.large:.0e} parameters: {', '.join(args.tools_large)}.")
 
 if __name__ == "__main__":
     main()

@@ -4,14 +4,15 @@
   summed over mini-batches when ``batch_size`` is given (the full-data Hessian, computed in pieces), restricted to the
   parameters chosen by ``param_filter(name, parameter)``; ``H @ v``, ``.dense()``, ``.to_scipy()`` (a
   ``scipy.sparse.linalg.LinearOperator``). Algorithms are kept apart from it:
-- :func:`extreme_eigenvalues`: Lanczos (ARPACK's implicitly restarted Lanczos via ``eigsh``) on H v for the k largest and
-  k smallest eigenvalues;
-- :func:`spectral_density`: stochastic Lanczos quadrature (Ubaru, Chen, Saad 2017): Gaussian-broadened density from
-  ``n_probe`` Rademacher probes and ``n_steps`` Lanczos steps each;
+- :func:`extreme_eigenvalues`: the k largest and k smallest eigenvalues from one thick-restart Lanczos run on H v
+  (:mod:`.lanczos`), with residual bounds and the number of products;
+- :func:`spectral_density`: stochastic Lanczos quadrature (Ubaru, Chen, Saad 2017) on the same recurrence:
+  Gaussian-broadened density from ``n_probe`` Rademacher probes and ``n_steps`` Lanczos steps each;
 - :func:`certify`: μ = λ_min, L = λ_max, condition number, an estimate of the Hessian's Lipschitz constant M near the
   point (secants ‖H(θ') − H(θ)‖_op/‖θ' − θ‖ over random directions and the direction that lowers λ_min fastest, refined
   at the certified radius), the radius μ/(2M) of the ball on which the loss is μ/2-strongly convex (since
-  λ_min(H(θ')) ≥ μ − M‖θ' − θ‖), and a check of that by sampling points in the ball.
+  λ_min(H(θ')) ≥ μ − M‖θ' − θ‖), and a check of that by sampling points in the ball; on large models within a
+  stated budget of Hessian-vector products (``max_products``), reported in the result.
 """
 
 from __future__ import annotations
@@ -305,8 +306,8 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
     not a bound. The ball check evaluates λ_min at those sphere points and at ``n_ball`` uniform points inside.
 
     Matrix-free path (more than ``dense_limit`` parameters): μ, L and λ_min's eigenvector from one thick-restart
-    Lanczos run (relative residual max(eig_tol, 1e3·ε of the model's dtype)); each secant's norm by Lanczos on the difference
-    of two Hessians; each ball point's λ_min by Lanczos warm-started from θ's eigenvector. At most ``max_products``
+    Lanczos run (relative residual max(eig_tol, 1e3·ε of the model's dtype)); each secant's norm by Lanczos on the
+    difference of two Hessians; each ball point's λ_min by Lanczos warm-started from θ's eigenvector. At most ``max_products``
     Hessian-vector products in all (a difference product counts two; the 4 gradients for ∇λ_min are not counted): when
     the budget runs out, the refinement and the ball check stop where they are and ``notes`` says so; the products
     spent are in ``Certificate.products``. ``progress``: True prints each step's product count to stderr; a callable
