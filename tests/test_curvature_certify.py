@@ -9,15 +9,7 @@ import pytest
 import torch
 
 from overparam.diagnostics import certify
-
-
-class _Point(torch.nn.Module):
-    def __init__(self, theta):
-        super().__init__()
-        self.theta = torch.nn.Parameter(theta)
-
-    def forward(self, x):
-        return self.theta
+from tests.test_convex_neighborhoods import _Point
 
 
 def _problem(n=40, c=0.0, seed=0):

@@ -287,6 +287,27 @@ def _extremes_free(H: HessianOperator, tol: float, budget: _Budget, seed: int,
     return float(res.smallest[0]), float(res.largest[0]), (v / v.norm()).to(H.dtype)
 
 
+def _secant_directions(H: HessianOperator, unit: Callable[[], torch.Tensor], n_directions: int,
+                       delta: float | None, mu: float, vmin: torch.Tensor) -> tuple[float, list[torch.Tensor]]:
+    """The secant step δ (default 1e-4‖θ‖) and the directions: ``n_directions`` random unit vectors, preceded, at a
+    positive definite point, by −∇λ_min/‖∇λ_min‖ (:func:`_lambda_min_gradient` with ε = 1e-3‖θ‖)."""
+    scale = float(H.flat_params().norm()) or 1.0
+    directions = [unit() for _ in range(n_directions)]
+    if mu > 0:
+        g3 = _lambda_min_gradient(H, vmin, 1e-3 * scale)
+        if float(g3.norm()) > 0:
+            directions.insert(0, -g3 / g3.norm())
+    return delta or 1e-4 * scale, directions
+
+
+def _unit_sampler(H: HessianOperator, rng: np.random.Generator) -> Callable[[], torch.Tensor]:
+    """Uniform random unit vectors of length H.dim from ``rng`` (NumPy draws, so both paths sample the same points)."""
+    def unit() -> torch.Tensor:
+        u = torch.from_numpy(rng.standard_normal(H.dim)).to(H.dtype).to(H.device)
+        return u / u.norm()
+    return unit
+
+
 @validate_params({**_MODEL_PARAMS, "dense_limit": NON_NEGATIVE_INT, "n_directions": POSITIVE_INT,
                   "delta": [None, POSITIVE], "n_ball": POSITIVE_INT, "refine": NON_NEGATIVE_INT, "seed": Seed(),
                   "eig_tol": NON_NEGATIVE, "max_products": POSITIVE_INT, "progress": [None, Options((True, False)),
@@ -327,10 +348,7 @@ def _certify_dense(H: HessianOperator, n_directions: int, delta: float | None, n
     """The certificate from dense Hessians (small models): every eigenvalue, exact secant norms."""
     rng = np.random.default_rng(seed)
     theta = H.flat_params()
-
-    def unit() -> torch.Tensor:
-        u = torch.from_numpy(rng.standard_normal(H.dim)).to(H.dtype).to(H.device)
-        return u / u.norm()
+    unit = _unit_sampler(H, rng)
 
     def secant(u: torch.Tensor, dist: float) -> tuple[float, torch.Tensor]:
         """‖H(θ + dist·u) − H(θ)‖₂ / dist and the dense Hessian at θ + dist·u (for the ball check)."""
@@ -343,13 +361,7 @@ def _certify_dense(H: HessianOperator, n_directions: int, delta: float | None, n
     Hd = H.dense()  # the dense Hessian at θ, once; one eigendecomposition gives every eigenvalue and λ_min's vector
     evals, evecs = torch.linalg.eigh(Hd)
     mu, L, vmin, ev = float(evals[0]), float(evals[-1]), evecs[:, 0], evals.cpu().numpy()
-    scale = float(theta.norm()) or 1.0
-    delta = delta or 1e-4 * scale
-    directions = [unit() for _ in range(n_directions)]
-    if mu > 0:
-        g3 = _lambda_min_gradient(H, vmin, 1e-3 * scale)
-        if float(g3.norm()) > 0:
-            directions.insert(0, -g3 / g3.norm())
+    delta, directions = _secant_directions(H, unit, n_directions, delta, mu, vmin)
     M = max(secant(u, delta)[0] for u in directions)
     n_secants = len(directions)
     notes = []
@@ -392,10 +404,7 @@ def _certify_free(H: HessianOperator, n_directions: int, delta: float | None, n_
     rng = np.random.default_rng(seed)
     theta = H.flat_params()
     notes: list[str] = []
-
-    def unit() -> torch.Tensor:
-        u = torch.from_numpy(rng.standard_normal(H.dim)).to(H.dtype).to(H.device)
-        return u / u.norm()
+    unit = _unit_sampler(H, rng)
 
     def secants(us: list[torch.Tensor], dist: float, stage: str) -> list[float]:
         """‖H(θ + dist·u) − H(θ)‖₂ / dist for each u, as many as the budget pays for."""
@@ -409,13 +418,7 @@ def _certify_free(H: HessianOperator, n_directions: int, delta: float | None, n_
 
     mu, L, vmin = _extremes_free(H, tol, budget, seed, notes)
     ev = np.array([mu, L])
-    scale = float(theta.norm()) or 1.0
-    delta = delta or 1e-4 * scale
-    directions = [unit() for _ in range(n_directions)]
-    if mu > 0:
-        g3 = _lambda_min_gradient(H, vmin, 1e-3 * scale)
-        if float(g3.norm()) > 0:
-            directions.insert(0, -g3 / g3.norm())
+    delta, directions = _secant_directions(H, unit, n_directions, delta, mu, vmin)
     seen = secants(directions, delta, "secant at δ")
     n_secants = len(seen)
     M = max(seen, default=0.0)
