@@ -11,30 +11,29 @@ from tests.test_curvature_lanczos import planted
 EV = np.concatenate([100.0 * np.arange(1, 31) ** -1.5, np.random.default_rng(5).uniform(-0.05, 0.05, 270)])
 
 
-def _z_scores(estimator, H, exact, **kw):
+def _calibrated(estimator, products, **kw):
+    """60 seeded estimates on the planted matrix: each used ``products`` products, and the z-scores
+    (estimate − tr)/stderr are those of a t distribution (|z| > 3.9 has probability < 0.1 % per draw at 19+ degrees
+    of freedom, and their spread is about 1)."""
+    H = planted(EV, seed=1)
+    exact = float(EV.sum())
     est = [estimator(H, seed=s, **kw) for s in range(60)]
-    return np.array([(e.trace - exact) / e.stderr for e in est]), est
+    z = np.array([(e.trace - exact) / e.stderr for e in est])
+    assert all(e.products == products for e in est)
+    assert np.abs(z).max() < 3.9 and 0.5 < z.std() < 1.6
+    return H, exact, est
 
 
 def test_hutchinson_within_its_standard_error():
-    H = planted(EV, seed=1)
-    exact = float(EV.sum())
-    z, est = _z_scores(hutchinson, H, exact, n_probe=20)
-    assert all(e.products == 20 for e in est)
-    # the stated error is the error's scale: z ~ Student t(19); 60 draws: |z| > 3.9 has probability < 0.1 % each
-    assert np.abs(z).max() < 3.9 and 0.6 < z.std() < 1.5
-    # and it agrees with the probe variance 2(‖H‖_F² − Σ H_ii²) / m
+    H, _, est = _calibrated(hutchinson, 20, n_probe=20)
+    # the stated error agrees with the probe variance 2(‖H‖_F² − Σ H_ii²) / m
     A = H.A.numpy()
     sd = np.sqrt(2 * ((A ** 2).sum() - (np.diag(A) ** 2).sum()) / 20)
     assert np.median([e.stderr for e in est]) == pytest.approx(sd, rel=0.3)
 
 
 def test_hutchpp_within_its_standard_error_and_better_than_hutchinson():
-    H = planted(EV, seed=1)
-    exact = float(EV.sum())
-    z, est = _z_scores(hutchpp, H, exact, n_products=60)
-    assert all(e.products == 60 for e in est)
-    assert np.abs(z).max() < 3.9 and 0.5 < z.std() < 1.6
+    H, exact, est = _calibrated(hutchpp, 60, n_products=60)
     plain = [hutchinson(H, n_probe=60, seed=s) for s in range(60)]
     rms = lambda xs: float(np.sqrt(np.mean([(x.trace - exact) ** 2 for x in xs])))  # noqa: E731
     assert rms(est) < 0.25 * rms(plain)  # deflating the top 20 directions removes most of the variance
