@@ -185,9 +185,9 @@ def lanczos(H: Any, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_pr
         raise ValueError(f"k_top: k_top + k_bottom must be ≤ n = {n} (got {k_top} + {k_bottom})")
     op = Counted(H)
     device = getattr(H, "device", torch.device("cpu"))
-    cap = min(n, max_basis or max(100, 4 * (k_top + k_bottom) + 20))
-    cap = max(cap, min(n, k_top + k_bottom + 2))
     budget = max_products or min(20 * n, 10_000)
+    cap = min(n, max_basis or max(100, 4 * (k_top + k_bottom) + 20), budget)  # no more vectors than products
+    cap = max(cap, min(n, k_top + k_bottom + 2))
     kry = _Krylov(op, cap, _start(n, v0, seed, device), seed)
     restarts = 0
     while True:
