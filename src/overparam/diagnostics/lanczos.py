@@ -68,6 +68,13 @@ class Counted:
         self.products += 1
         return self.H.matvec(v.to(self.H.dtype)).to(torch.float64)
 
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        """H V for V (n, k): the operator's batched ``matmat`` where it has one (k products), else column by column."""
+        if not callable(getattr(self.H, "matmat", None)):
+            return torch.stack([self.matvec(V[:, i]) for i in range(V.shape[1])], 1)
+        self.products += V.shape[1]
+        return self.H.matmat(V.to(self.H.dtype)).to(torch.float64)
+
 
 @dataclass
 class LanczosResult:

@@ -8,8 +8,8 @@
   top of the spectrum (deflated by Q) no longer dominates: O(1/m) relative error against Hutchinson's O(1/√m) for
   a matrix with a decaying spectrum. Standard error as for Hutchinson, of the deflated term.
 
-Any operator :func:`overparam.diagnostics.lanczos` accepts works (``matvec``, a size, ``dtype``, ``device``); products
-run in its dtype, sums in float64.
+Any operator :func:`overparam.diagnostics.lanczos` accepts works (``matvec``, a size, ``dtype``, ``device``); blocks of
+probes go through its ``matmat`` where it has one (batched products); products run in its dtype, sums in float64.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def _rademacher(n: int, k: int, gen: torch.Generator, device: Any) -> torch.Tens
 
 
 def _quadratic_forms(op: Counted, Z: torch.Tensor) -> np.ndarray:
-    """z_iᵀ H z_i for the columns of Z."""
-    return np.array([float(Z[:, i] @ op.matvec(Z[:, i])) for i in range(Z.shape[1])])
+    """z_iᵀ H z_i for the columns of Z (one batched product H Z where the operator has ``matmat``)."""
+    return (Z * op.matmat(Z)).sum(0).cpu().numpy()
 
 
 def _mean_and_stderr(samples: np.ndarray) -> tuple[float, float]:
@@ -68,8 +68,8 @@ def hutchpp(H: Any, n_products: int = 60, seed: int = 0) -> TraceEstimate:
     n, device = op.n, getattr(H, "device", "cpu")
     k = min(n_products // 3, n)
     S = _rademacher(n, k, seed, device)
-    Q, _ = torch.linalg.qr(torch.stack([op.matvec(S[:, i]) for i in range(k)], 1))
-    top = float(sum(Q[:, i] @ op.matvec(Q[:, i]) for i in range(k)))
+    Q, _ = torch.linalg.qr(op.matmat(S))
+    top = float(_quadratic_forms(op, Q).sum())
     G = _rademacher(n, max(n_products - 2 * k, 2), seed, device)
     G = G - Q @ (Q.T @ G)
     rest, se = _mean_and_stderr(_quadratic_forms(op, G))
