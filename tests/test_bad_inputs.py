@@ -229,6 +229,7 @@ BAD: list[tuple[str, object, str]] = [
     ("lanczos-negative-k", lambda: dg.lanczos(_hess(), k_top=-1), "k_top"),
     ("lanczos-no-end", lambda: dg.lanczos(_hess(), k_top=0, k_bottom=0), "k_top"),
     ("lanczos-zero-budget", lambda: dg.lanczos(_hess(), max_products=0), "max_products"),
+    ("lanczos-unknown-test", lambda: dg.lanczos(_hess(), test="gap"), "test"),
     ("lanczos-bad-start", lambda: dg.lanczos(_hess(), v0=np.zeros(3)), "v0"),
     ("hutchinson-zero-probes", lambda: dg.hutchinson(_hess(), n_probe=0), "n_probe"),
     ("hutchpp-too-few-products", lambda: dg.hutchpp(_hess(), n_products=3), "n_products"),

@@ -109,3 +109,14 @@ def test_extreme_eigenvalues_on_a_hessian_reports_residuals_and_products():
     np.testing.assert_allclose(out["largest"], ev[-2:], rtol=1e-9)
     np.testing.assert_allclose(out["smallest"], ev[:2], atol=1e-9 * ev[-1])
     assert 0 < out["products"] <= H.dim and np.all(out["smallest_residuals"] <= 1e-10 * np.abs(out["smallest"]) + 1e-14)
+
+
+def test_value_test_stops_when_the_eigenvalue_is_accurate():
+    """test='value' stops on min(r, r²/gap) ≤ tol·|θ|: earlier than the residual test, and the value still within tol
+    (here the gaps from Ritz values are the true ones once the ends have converged)."""
+    ev = np.sort(SPECTRA["negative"])
+    H = planted(ev, seed=4)
+    by_residual = lanczos(H, k_top=1, k_bottom=1, tol=1e-8, seed=0)
+    by_value = lanczos(H, k_top=1, k_bottom=1, tol=1e-8, seed=0, test="value")
+    assert by_value.products < by_residual.products
+    assert abs(by_value.smallest[0] / ev[0] - 1) <= 1e-8 and abs(by_value.largest[0] / ev[-1] - 1) <= 1e-8
