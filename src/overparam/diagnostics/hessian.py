@@ -272,16 +272,17 @@ def _lambda_min_gradient(op: HessianOperator, v: torch.Tensor, eps: float) -> to
 
 def _extremes_free(H: HessianOperator, tol: float, budget: _Budget, seed: int,
                    notes: list[str]) -> tuple[float, float, torch.Tensor]:
-    """μ = λ_min, L = λ_max and λ_min's unit eigenvector from one Lanczos run, with at most 40 % of the budget."""
+    """μ = λ_min, L = λ_max and λ_min's unit eigenvector from one Lanczos run, with at most 40 % of the budget,
+    stopped by the value test (the eigenvalues' estimated error ≤ tol·|θ|: μ and L are what the certificate uses)."""
     def tick(products: int, *_: object) -> None:
         if budget.progress is not None and products % 10 == 0:
             budget.progress("λ_min and λ_max by Lanczos", budget.spent + products, budget.limit)
 
     res = lanczos(H, k_top=1, k_bottom=1, tol=tol, max_products=max(3, int(0.4 * budget.limit)), seed=seed,
-                  vectors=True, callback=tick)
+                  vectors=True, callback=tick, test="value")
     budget.spend(res.products, "λ_min and λ_max by Lanczos")
     if not res.converged:
-        notes.append(f"λ_min, λ_max not converged to tol {tol:.1e} in {res.products} products (residuals "
+        notes.append(f"λ_min, λ_max not converged to {tol:.1e} in {res.products} products (residuals "
                      f"{res.smallest_residuals[0]:.2e}, {res.largest_residuals[0]:.2e})")
     v = res.smallest_vectors[:, 0]
     return float(res.smallest[0]), float(res.largest[0]), (v / v.norm()).to(H.dtype)
@@ -327,7 +328,7 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
     not a bound. The ball check evaluates λ_min at those sphere points and at ``n_ball`` uniform points inside.
 
     Matrix-free path (more than ``dense_limit`` parameters): μ, L and λ_min's eigenvector from one thick-restart
-    Lanczos run (relative residual max(eig_tol, 1e3·ε of the model's dtype)); each secant's norm by Lanczos on the
+    Lanczos run (estimated relative error of the values max(eig_tol, 1e3·ε of the model's dtype)); each secant's norm by Lanczos on the
     difference of two Hessians; each ball point's λ_min by Lanczos warm-started from θ's eigenvector. At most ``max_products``
     Hessian-vector products in all (a difference product counts two; the 4 gradients for ∇λ_min are not counted): when
     the budget runs out, the refinement and the ball check stop where they are and ``notes`` says so; the products
