@@ -180,7 +180,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
         top["overparam"], ours_top_products = (res.largest, t, res.products), res.products
     hist: list[tuple[int, float]] = []
     if "lambda_min" in args.tasks and "overparam" in tools:
-        for test in ("value", "residual"):
+        for test in args.lanczos_tests:
             def run(test=test):
                 hist.clear()
                 return lanczos(H, k_top=0, k_bottom=1, tol=1e-6, seed=0, max_products=args.max_lanczos, test=test,
@@ -233,7 +233,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
         best = min(float(v[0]) for v, _, _ in bottom.values())
         for tool, (v, t, p) in bottom.items():
             extra = {}
-            if tool == "overparam (residual test)" and hist:
+            if tool == f"overparam ({args.lanczos_tests[-1]} test)" and hist:
                 first = next((p_ for p_, th in hist if abs(th / best - 1) <= 1e-6), math.nan)
                 extra["products_to_1e-6"] = first
             rows.append(row(n_params, model, "lambda_min", tool, t, p, f"{v[0]:.8g}", abs(float(v[0]) / best - 1),
@@ -377,6 +377,8 @@ def main() -> None:
     ap.add_argument("--slq-steps", type=int, default=40)
     ap.add_argument("--certify-products", type=int, default=1000)
     ap.add_argument("--max-lanczos", type=int, default=600)
+    ap.add_argument("--lanczos-tests", nargs="+", default=["value", "residual"], choices=["value", "residual"],
+                    help="overparam's stopping tests run for λ_min")
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--name", default=None, help="results file name (default hessian_eigenvalues_DEVICE)")
     args = ap.parse_args()
