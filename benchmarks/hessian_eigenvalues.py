@@ -165,7 +165,7 @@ def load() -> str:
 def row(params: int, model: str, task: str, tool: str, seconds: float, products: int | float, value: str,
         accuracy: float | str, **extra: Any) -> dict:
     return {"params": params, "model": model, "task": task, "tool": tool, "seconds": seconds, "products": products,
-            "value": value, "accuracy": accuracy, "load": load(), **extra}
+            "value": value, "accuracy": accuracy, "load": load(), "products_to_1e-6": "", "notes": "", **extra}
 
 
 # --- tasks ----------------------------------------------------------------------------------------------------------

@@ -120,3 +120,11 @@ def test_value_test_stops_when_the_eigenvalue_is_accurate():
     by_value = lanczos(H, k_top=1, k_bottom=1, tol=1e-8, seed=0, test="value")
     assert by_value.products < by_residual.products
     assert abs(by_value.smallest[0] / ev[0] - 1) <= 1e-8 and abs(by_value.largest[0] / ev[-1] - 1) <= 1e-8
+
+
+@pytest.mark.parametrize("name", list(SPECTRA))
+def test_value_test_never_stops_on_a_lone_ritz_value(name):
+    """Early steps have few Ritz values and no gap to speak of: the value test must not stop there."""
+    ev = np.sort(SPECTRA[name])
+    res = lanczos(planted(ev, seed=5), k_top=0, k_bottom=1, tol=1e-6, seed=0, test="value")
+    assert res.products > 5 and abs(res.smallest[0] - ev[0]) <= 1e-6 * np.abs(ev).max()

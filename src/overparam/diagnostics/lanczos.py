@@ -18,9 +18,10 @@ from a random vector orthogonal to the basis, so that repeated eigenvalues are f
 Stopping: the requested Ritz values at each end are converged when e ≤ tol · max(|θ|, 1e-8‖T‖) (a relative test,
 with a floor so that an eigenvalue at 0 can converge), or when ``max_products`` products are spent. ``test="residual"``
 (default): e = r = ‖H y − θ y‖, ARPACK's test; some eigenvalue lies within r of θ. ``test="value"``: e = min(r, r²/g)
-with g the distance from θ to the nearest other Ritz value, the estimate of |θ − λ| that the Kato–Temple bound gives
-when g is the gap to the rest of the spectrum; g from Ritz values can overstate that gap while a neighbour is not yet
-converged, so this test is an estimate, not a bound: it stops when the eigenvalue (not yet the vector) is accurate.
+with g the distance from θ to the nearest other Ritz value less that value's residual, the estimate of |θ − λ| that
+the Kato–Temple bound gives when g is the gap to the rest of the spectrum; g from Ritz values can overstate that gap
+while an eigenvalue near θ has not yet been found, so this test is an estimate, not a bound: it stops when the
+eigenvalue (not yet the vector) is accurate.
 
 :func:`lanczos_quadrature` runs the same recurrence without restarts for stochastic Lanczos quadrature (the nodes and
 weights of the Gauss rule of the probe's spectral measure).
@@ -228,11 +229,15 @@ def lanczos(H: Any, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_pr
 
 
 def _value_errors(theta: np.ndarray, res: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """min(r_i, r_i²/g_i), g_i the distance from θ_i to the nearest other Ritz value (inf when θ_i is alone)."""
-    gaps = np.array([np.min(np.abs(np.delete(theta, i) - theta[i]), initial=np.inf) for i in idx])
-    r = res[idx]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.minimum(r, np.where(gaps > 0, r ** 2 / gaps, r))
+    """min(r_i, r_i²/g_i) with g_i = min_j≠i (|θ_i − θ_j| − r_j), the distance to the nearest other Ritz value less
+    that value's own residual (an unconverged neighbour shrinks the gap, so the estimate stays cautious); r_i itself
+    where g_i ≤ 0 or θ_i has no neighbour yet."""
+    out = np.empty(len(idx))
+    for k, i in enumerate(idx):
+        others = np.delete(np.arange(len(theta)), i)
+        g = float(np.min(np.abs(theta[others] - theta[i]) - res[others])) if len(others) else 0.0
+        out[k] = min(res[i], res[i] ** 2 / g) if g > 0 else res[i]
+    return out
 
 
 def _kept(j: int, k_top: int, k_bottom: int, cap: int) -> np.ndarray:
