@@ -107,6 +107,7 @@ class _Krylov:
         self.j = 0  # basis vectors whose product has been taken
         self.V[0] = v0 / v0.norm()
         self.beta = 0.0
+        self.local = False  # whether H v_j couples only to v_{j-1}, v_j (no restart or breakdown just before)
 
     def _orthogonalize(self, w: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """w − V_k V_kᵀ w by classical Gram–Schmidt twice; the coefficients summed."""
@@ -120,7 +121,16 @@ class _Krylov:
         """One product: column j of T, β_j, and v_{j+1} (a fresh random direction after a breakdown)."""
         j = self.j
         w = self.op.matvec(self.V[j])
-        w, h = self._orthogonalize(w, j + 1)
+        if self.local:  # the three-term recurrence, then one full reorthogonalization pass (half the reads of V)
+            a = float(self.V[j] @ w)
+            w = w - a * self.V[j] - self.beta * self.V[j - 1]
+            B = self.V[: j + 1]
+            h = B @ w
+            w = w - h @ B
+            h[j] += a
+            h[j - 1] += self.beta
+        else:  # first step, or right after a restart or breakdown: v_j couples to every earlier vector
+            w, h = self._orthogonalize(w, j + 1)
         hn = h.cpu().numpy()
         self.T[: j + 1, j] = hn
         self.T[j, : j + 1] = hn
@@ -129,7 +139,8 @@ class _Krylov:
         if self.j >= self.op.n:
             return
         scale = float(np.abs(self.T[: j + 1, : j + 1]).max()) or 1.0
-        if self.beta <= 1e-12 * scale:  # invariant subspace: go on from a random orthogonal direction
+        self.local = self.beta > 1e-12 * scale
+        if not self.local:  # invariant subspace: go on from a random orthogonal direction
             self.beta = 0.0
             r = torch.randn(self.op.n, generator=self.gen, dtype=torch.float64).to(self.V.device)
             w, _ = self._orthogonalize(r, self.j)
@@ -156,6 +167,7 @@ class _Krylov:
         self.T[:] = 0.0
         self.T[np.arange(k), np.arange(k)] = theta[keep]
         self.j = k
+        self.local = False
 
 
 def _start(n: int, v0: Any, gen: torch.Generator, device: torch.device) -> torch.Tensor:
