@@ -1,94 +1,419 @@
-"""Top-10 and bottom Hessian eigenvalues of MLPs with ~1e4 and ~1e5 parameters: overparam's Lanczos on
-Hessian-vector products against curvlinops (+ scipy eigsh) and PyHessian (power iteration with deflation).
+"""Curvature at 1e5–1e7 parameters: top-10, λ_min, trace, spectral density and the certificate, overparam against
+curvlinops (+ scipy eigsh), PyHessian and hessian-eigenthings, on a Tanh MLP and a small CNN (float32).
 
-Time ratios from one run; eigenvalues checked against each other (largest relative difference to ours). float32
-(PyHessian draws float32 vectors). PyHessian computes no smallest eigenvalue; its row for 'bottom' is absent.
+Every tool's Hessian-vector products are counted (a scipy operator's columns, PyHessian's hessian_vector_product,
+hessian-eigenthings' matvec, overparam's own count), so that the table compares work as well as seconds. Accuracy:
+eigenvalues from Krylov methods and power iteration are Rayleigh quotients, so each is ≤ λ_k (top) or ≥ λ_min (bottom);
+the reference is the best value any tool reached (the largest top-k, the smallest λ_min) and each row reports its
+relative distance to it. Settings, chosen to ask every tool for the same accuracy:
 
-    python benchmarks/hessian_eigenvalues.py [--device cpu|cuda]
+- top-10 and λ_min: relative residual 1e-6 (overparam and eigsh use the same test ‖H y − θ y‖ ≤ tol·|θ|); for λ_min
+  also overparam's value test (min(r, r²/gap) ≤ 1e-6·|θ|: stops when the eigenvalue is accurate to about 1e-6);
+  hessian-eigenthings' Lanczos (no restart, no stopping rule) is given as many steps as overparam used; PyHessian's
+  power iteration (no λ_min) its relative-change tolerance 1e-4 and ``--pyhessian-iters`` iterations per eigenvalue.
+  overparam's λ_min row also reports the product at which its λ_min first came within 1e-6 of the reference (from the
+  run's own convergence history). The reference for top-10 is the largest value per rank among the Lanczos tools
+  (Ritz values are lower bounds of λ_k); PyHessian's deflated power iteration is no bound and is only compared.
+- trace: ``--trace-products`` products each (Hutch++ for overparam, curvlinops, hessian-eigenthings; PyHessian's
+  Hutchinson stops at its own tolerance 1e-3), with the standard error across probes as the stated accuracy.
+- density: the same SLQ settings (``--slq-probes`` probes × ``--slq-steps`` steps) for overparam, PyHessian and
+  hessian-eigenthings.
+- certify: overparam only (no baseline has one), at the indefinite point and at a positive definite one (the loss
+  plus (ρ/2)‖θ‖² with ρ = 1.5|λ_min|), within ``--certify-products``.
+
+Threads pinned (overparam.backend.pin_threads), best of ``--repeats`` wall times, machine load from /proc/loadavg.
+
+    python benchmarks/hessian_eigenvalues.py                       # 1e5 and 1e6, MLP and CNN, CPU
+    python benchmarks/hessian_eigenvalues.py --params 1e5 --models mlp --tasks top10 lambda_min
+    python benchmarks/hessian_eigenvalues.py --device cuda --params 1e7 --repeats 3   # on a GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import time
+from typing import Any, Callable
 
 import numpy as np
 import torch
-from scipy.sparse.linalg import eigsh
 
 from _common import write
-from overparam.diagnostics import HessianOperator, extreme_eigenvalues
+from overparam.backend import pin_threads
+from overparam.diagnostics import HessianOperator, certify, hutchpp, lanczos, spectral_density
+
+TOOLS = ("overparam", "curvlinops", "pyhessian", "eigenthings")
+TASKS = ("top10", "lambda_min", "trace", "density", "certify")
 
 
-def mlp(width: int, device: str) -> torch.nn.Module:
+# --- models ---------------------------------------------------------------------------------------------------------
+def mlp(params: float) -> torch.nn.Module:
+    """Tanh MLP 32 → w → w → 10 with about ``params`` parameters (w² + 44w + 10 = params)."""
+    w = int(round((-44 + math.sqrt(44 ** 2 + 4 * (params - 10))) / 2))
+    return torch.nn.Sequential(torch.nn.Linear(32, w), torch.nn.Tanh(), torch.nn.Linear(w, w), torch.nn.Tanh(),
+                               torch.nn.Linear(w, 10))
+
+
+def cnn(params: float) -> torch.nn.Module:
+    """Small CNN on 3×8×8 images: conv 3→c, conv c→c (stride 2), average pool to 2×2, linear 4c → 10; 9c² + 78c + 10
+    parameters."""
+    c = int(round((-78 + math.sqrt(78 ** 2 + 36 * (params - 10))) / 18))
+    return torch.nn.Sequential(torch.nn.Conv2d(3, c, 3, padding=1), torch.nn.Tanh(),
+                               torch.nn.Conv2d(c, c, 3, stride=2, padding=1), torch.nn.Tanh(),
+                               torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(4 * c, 10))
+
+
+def problem(kind: str, params: float, n: int, device: str) -> tuple[torch.nn.Module, Callable, torch.Tensor,
+                                                                     torch.Tensor]:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(20, width), torch.nn.Tanh(), torch.nn.Linear(width, width),
-                               torch.nn.Tanh(), torch.nn.Linear(width, 1)).to(device)
+    g = torch.Generator().manual_seed(1)
+    if kind == "mlp":
+        X, y, loss = torch.randn(n, 32, generator=g), torch.randn(n, 10, generator=g), torch.nn.MSELoss()
+        net = mlp(params)
+    else:
+        X, y, loss = torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g), \
+            torch.nn.CrossEntropyLoss()
+        net = cnn(params)
+    return net.to(device), loss, X.to(device), y.to(device)
+
+
+# --- counting products ----------------------------------------------------------------------------------------------
+class Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+
+def counted_scipy(op: Any, counter: Counter) -> Any:
+    """A scipy LinearOperator that counts columns multiplied."""
+    from scipy.sparse.linalg import LinearOperator
+
+    def mv(x):
+        counter.n += 1
+        return op.matvec(x)
+
+    def mm(X):
+        counter.n += X.shape[1]
+        return op.matmat(X)
+    return LinearOperator(op.shape, dtype=np.float64, matvec=mv, matmat=mm)
+
+
+def pyhessian_counted(counter: Counter):
+    """PyHessian's module with hessian_vector_product wrapped to count calls."""
+    import sys
+    import pyhessian  # noqa: F401 (the package's name 'hessian' is the class; the module is in sys.modules)
+    ph = sys.modules["pyhessian.hessian"]
+    if not hasattr(ph, "_orig_hvp"):
+        ph._orig_hvp = ph.hessian_vector_product
+
+    def hvp(*a, **k):
+        counter.n += 1
+        return ph._orig_hvp(*a, **k)
+    ph.hessian_vector_product = hvp
+    return ph
+
+
+class _CountedOp:
+    """A hessian-eigenthings operator whose matvec is counted."""
+
+    def __init__(self, op: Any, counter: Counter):
+        self.op, self.counter = op, counter
+
+    def __getattr__(self, name):
+        return getattr(self.op, name)
+
+    def matvec(self, v):
+        self.counter.n += 1
+        return self.op.matvec(v)
+
+    __call__ = matvec
+
+    def __matmul__(self, v):
+        return self.matvec(v)
+
+
+def eigenthings_op(net, loss, X, y, batch: int, counter: Counter) -> Any:
+    import hessian_eigenthings as he
+    loader = [(X[i:i + batch], y[i:i + batch]) for i in range(0, len(X), batch)]
+    return _CountedOp(he.HessianOperator(net, loader, he.supervised_loss(loss)), counter)
+
+
+def curvlinops_op(net, loss, X, y, batch: int) -> Any:
+    from curvlinops import HessianLinearOperator
+    data = [(X[i:i + batch], y[i:i + batch]) for i in range(0, len(X), batch)]
+    return HessianLinearOperator(net, loss, [p for p in net.parameters()], data, check_deterministic=False)
+
+
+# --- one timed run --------------------------------------------------------------------------------------------------
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
+    """(result of the last run, best wall time of ``repeats``)."""
+    best, out = math.inf, None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return out, best
+
+
+def load() -> str:
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except OSError:
+        return "?"
+
+
+def row(params: int, model: str, task: str, tool: str, seconds: float, products: int | float, value: str,
+        accuracy: float | str, **extra: Any) -> dict:
+    return {"params": params, "model": model, "task": task, "tool": tool, "seconds": seconds, "products": products,
+            "value": value, "accuracy": accuracy, "load": load(), "products_to_1e-6": "", "notes": "", **extra}
+
+
+# --- tasks ----------------------------------------------------------------------------------------------------------
+def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
+    """top-10 and λ_min for every tool; accuracy against the best value reached."""
+    from scipy.sparse.linalg import eigsh
+    rows, top, bottom = [], {}, {}
+    v0 = np.random.default_rng(0).standard_normal(H.dim)
+    ours_top_products = 60
+    if "top10" in args.tasks and "overparam" in tools:
+        res, t = timed(lambda: lanczos(H, k_top=10, k_bottom=0, tol=1e-6, seed=0), args.repeats)
+        top["overparam"], ours_top_products = (res.largest, t, res.products), res.products
+    hist: list[tuple[int, float]] = []
+    if "lambda_min" in args.tasks and "overparam" in tools:
+        for test in args.lanczos_tests:
+            def run(test=test):
+                hist.clear()
+                return lanczos(H, k_top=0, k_bottom=1, tol=1e-6, seed=0, max_products=args.max_lanczos, test=test,
+                               callback=lambda p, th, r: hist.append((p, float(th[0]))))
+            res, t = timed(run, args.repeats)
+            bottom[f"overparam ({test} test)"] = (res.smallest, t, res.products)
+        ours_bottom_products = res.products
+    else:
+        ours_bottom_products = 200
+    if "curvlinops" in tools:
+        c = Counter()
+        op = counted_scipy(curvlinops_op(net, loss, X, y, args.batch).to_scipy(), c)
+        for task, which, store, k in (("top10", "LA", top, 10), ("lambda_min", "SA", bottom, 1)):
+            if task in args.tasks:
+                def run(which=which, k=k):
+                    c.n = 0
+                    return np.sort(eigsh(op, k=k, which=which, tol=1e-6, v0=v0, return_eigenvectors=False))
+                vals, t = timed(run, args.repeats)
+                store["curvlinops + eigsh"] = (vals, t, c.n)
+    if "eigenthings" in tools:
+        import hessian_eigenthings as he
+        c = Counter()
+        op = eigenthings_op(net, loss, X, y, args.batch, c)
+        for task, which, store, k, steps in (("top10", "LA", top, 10, ours_top_products),
+                                             ("lambda_min", "SA", bottom, 1, ours_bottom_products)):
+            if task in args.tasks:
+                def run(which=which, k=k, steps=steps):
+                    c.n = 0
+                    r = he.lanczos(op, k=k, max_iter=max(steps, 2 * k), tol=1e-6, which=which, seed=0,
+                                   reorthogonalize=True)
+                    return np.sort(r.eigenvalues.double().cpu().numpy())
+                vals, t = timed(run, args.repeats)
+                store["hessian-eigenthings lanczos"] = (vals, t, c.n)
+    if "pyhessian" in tools and "top10" in args.tasks:
+        c = Counter()
+        ph = pyhessian_counted(c)
+
+        def run():
+            c.n = 0
+            hc = ph.hessian(net, loss, data=(X, y), cuda=args.device == "cuda")
+            return np.sort(np.asarray(hc.eigenvalues(maxIter=args.pyhessian_iters, tol=1e-4, top_n=10)[0], float))
+        vals, t = timed(run, args.repeats)
+        top["PyHessian power iteration"] = (vals, t, c.n)
+    if top:  # Ritz values bound λ_k from below; PyHessian's deflated power iteration gives no bound: not a reference
+        best = np.max(np.stack([v for tool, (v, _, _) in top.items() if "PyHessian" not in tool]), 0)
+        for tool, (v, t, p) in top.items():
+            rows.append(row(n_params, model, "top-10", tool, t, p, f"{v[-1]:.6g} … {v[0]:.6g}",
+                            float(np.max(np.abs(v / best - 1)))))
+    if bottom:
+        best = min(float(v[0]) for v, _, _ in bottom.values())
+        for tool, (v, t, p) in bottom.items():
+            extra = {}
+            if tool == f"overparam ({args.lanczos_tests[-1]} test)" and hist:
+                first = next((p_ for p_, th in hist if abs(th / best - 1) <= 1e-6), math.nan)
+                extra["products_to_1e-6"] = first
+            rows.append(row(n_params, model, "lambda_min", tool, t, p, f"{v[0]:.8g}", abs(float(v[0]) / best - 1),
+                            **extra))
+    return rows
+
+
+def trace_task(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
+    rows, m = [], args.trace_products
+    if "overparam" in tools:
+        r, t = timed(lambda: hutchpp(H, n_products=m, seed=0), args.repeats)
+        rows.append(row(n_params, model, "trace", "overparam Hutch++", t, r.products,
+                        f"{r.trace:.6g} ± {r.stderr:.2g}", r.stderr / abs(r.trace)))
+    if "curvlinops" in tools:
+        from curvlinops import hutchpp_trace
+        A = curvlinops_op(net, loss, X, y, args.batch)
+        c = Counter()
+
+        def run():
+            c.n = 0
+            return float(hutchpp_trace(_CountingTorchOp(A, c), m))
+        tr, t = timed(run, args.repeats)
+        rows.append(row(n_params, model, "trace", "curvlinops Hutch++", t, c.n, f"{tr:.6g}", "no error stated"))
+    if "eigenthings" in tools:
+        import hessian_eigenthings as he
+        c = Counter()
+        op = eigenthings_op(net, loss, X, y, args.batch, c)
+
+        def run():
+            c.n = 0
+            return he.trace(op, num_matvecs=m, method="hutch++", seed=0)
+        r, t = timed(run, args.repeats)
+        rows.append(row(n_params, model, "trace", "hessian-eigenthings Hutch++", t, c.n,
+                        f"{r.estimate:.6g} ± {r.stderr:.2g}", r.stderr / abs(r.estimate)))
+    if "pyhessian" in tools:
+        c = Counter()
+        ph = pyhessian_counted(c)
+
+        def run():
+            c.n = 0
+            return ph.hessian(net, loss, data=(X, y), cuda=args.device == "cuda").trace(maxIter=m, tol=1e-3)
+        s, t = timed(run, args.repeats)
+        se = float(np.std(s, ddof=1) / math.sqrt(len(s))) if len(s) > 1 else math.nan
+        rows.append(row(n_params, model, "trace", "PyHessian Hutchinson", t, c.n, f"{np.mean(s):.6g} ± {se:.2g}",
+                        se / abs(float(np.mean(s)))))
+    return rows
+
+
+class _CountingTorchOp:
+    """curvlinops' torch operator with its matmat columns counted (hutchpp_trace calls A @ X)."""
+
+    def __init__(self, A: Any, counter: Counter):
+        self.A, self.counter = A, counter
+        self.shape, self.dtype, self.device = A.shape, A.dtype, A.device
+
+    def __matmul__(self, X):
+        self.counter.n += 1 if X.ndim == 1 else X.shape[1]
+        return self.A @ X
+
+    def __getattr__(self, name):
+        return getattr(self.A, name)
+
+
+def density_task(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
+    rows, k, s = [], args.slq_probes, args.slq_steps
+    note = f"SLQ {k} probes × {s} steps"
+    if "overparam" in tools:
+        _, t = timed(lambda: spectral_density(H, n_probe=k, n_steps=s, seed=0), args.repeats)
+        rows.append(row(n_params, model, "density", "overparam SLQ", t, k * s, note, "same settings"))
+    if "pyhessian" in tools:
+        c = Counter()
+        ph = pyhessian_counted(c)
+
+        def run():
+            c.n = 0
+            return ph.hessian(net, loss, data=(X, y), cuda=args.device == "cuda").density(iter=s, n_v=k)
+        try:
+            _, t = timed(run, args.repeats)
+            rows.append(row(n_params, model, "density", "PyHessian SLQ", t, c.n, note, "same settings"))
+        except RuntimeError as exc:  # PyHessian 0.1 calls torch.eig, removed in torch 1.9
+            rows.append(row(n_params, model, "density", "PyHessian SLQ", math.nan, c.n,
+                            f"failed after {c.n} products: {str(exc).splitlines()[0][:70]}", "n/a"))
+    if "eigenthings" in tools:
+        import hessian_eigenthings as he
+        c = Counter()
+        op = eigenthings_op(net, loss, X, y, args.batch, c)
+
+        def run():
+            c.n = 0
+            return he.spectral_density(op, num_runs=k, lanczos_steps=s, seed=0)
+        _, t = timed(run, args.repeats)
+        rows.append(row(n_params, model, "density", "hessian-eigenthings SLQ", t, c.n, note, "same settings"))
+    return rows
+
+
+class _WithRidge(torch.nn.Module):
+    """The model with ‖θ‖² as a second output, so that a loss can add (ρ/2)‖θ‖² (a positive definite point)."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x), sum((p ** 2).sum() for p in self.inner.parameters())
+
+
+def certify_task(args, net, loss, X, y, H, n_params, model, lam_min: float | None) -> list[dict]:
+    rows = []
+    cases = [("indefinite", net, loss)]
+    if lam_min is not None and lam_min < 0:
+        rho = 1.5 * abs(lam_min)
+        cases.append((f"ridge ρ={rho:.3g}", _WithRidge(net), lambda o, t: loss(o[0], t) + rho / 2 * o[1]))
+    for name, m, lf in cases:
+        c, t = timed(lambda: certify(m, lf, X, y, batch_size=args.batch, dense_limit=0, seed=0,
+                                     max_products=args.certify_products, progress=args.progress or None), 1)
+        rows.append(row(n_params, model, f"certify ({name})", "overparam", t, c.products,
+                        f"μ={c.mu:.4g} L={c.L:.4g} M={c.hessian_lipschitz:.3g} r={c.radius:.3g} "
+                        f"ball={'pass' if c.ball_check_passed else 'fail'}", "n/a (no baseline)",
+                        notes="; ".join(c.notes)[:300]))
+    return rows
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--widths", type=int, nargs="+", default=[90, 305])  # ≈ 1e4 and 1e5 parameters
+    ap.add_argument("--params", type=float, nargs="+", default=[1e5, 1e6])
+    ap.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
+    ap.add_argument("--tools-large", nargs="+", default=["overparam", "curvlinops"], choices=TOOLS,
+                    help="tools run above --large parameters (the slow baselines cost minutes per task there)")
+    ap.add_argument("--large", type=float, default=5e5)
+    ap.add_argument("--n", type=int, default=2048, help="data points (MLP)")
+    ap.add_argument("--n-cnn", type=int, default=512, help="data points (CNN)")
+    ap.add_argument("--batch", type=int, default=1024, help="mini-batch of a product (all tools)")
+    ap.add_argument("--repeats", type=int, default=1, help="best of this many wall times (1 at 1e6 on 2 cores)")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
+    ap.add_argument("--pyhessian-iters", type=int, default=50)
+    ap.add_argument("--trace-products", type=int, default=99)
+    ap.add_argument("--slq-probes", type=int, default=4)
+    ap.add_argument("--slq-steps", type=int, default=40)
+    ap.add_argument("--certify-products", type=int, default=1000)
+    ap.add_argument("--max-lanczos", type=int, default=600)
+    ap.add_argument("--lanczos-tests", nargs="+", default=["value", "residual"], choices=["value", "residual"],
+                    help="overparam's stopping tests run for λ_min")
+    ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--name", default=None, help="results file name (default hessian_eigenvalues_DEVICE)")
     args = ap.parse_args()
-    rows = []
-    for width in args.widths:
-        net = mlp(width, args.device)
-        g = torch.Generator().manual_seed(1)
-        X = torch.randn(512, 20, generator=g).to(args.device)
-        y = torch.randn(512, 1, generator=g).to(args.device)
-        loss = torch.nn.MSELoss()
-        n_params = sum(p.numel() for p in net.parameters())
-        H = HessianOperator(net, loss, X, y)
-        t0 = time.perf_counter()
-        ours = extreme_eigenvalues(H, k=10, which="largest", tol=1e-6)["largest"]
-        t_top = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        ours_min = extreme_eigenvalues(H, k=1, which="smallest", tol=1e-6)["smallest"]
-        t_bot = time.perf_counter() - t0
-        rows.append({"params": n_params, "task": "top-10", "tool": "overparam (eigsh on HVP)", "seconds": t_top,
-                     "ratio_to_ours": 1.0, "max_rel_diff_to_ours": 0.0, "values": f"{ours[-1]:.5g} … {ours[0]:.5g}"})
-        rows.append({"params": n_params, "task": "bottom-1", "tool": "overparam (eigsh on HVP)", "seconds": t_bot,
-                     "ratio_to_ours": 1.0, "max_rel_diff_to_ours": 0.0, "values": f"{ours_min[0]:.5g}"})
-        try:
-            from curvlinops import HessianLinearOperator
-            op = HessianLinearOperator(net, loss, [p for p in net.parameters()], [(X, y)],
-                                       check_deterministic=False).to_scipy()
-            t0 = time.perf_counter()
-            cl = np.sort(eigsh(op, k=10, which="LA", tol=1e-6, return_eigenvectors=False))
-            t = time.perf_counter() - t0
-            rows.append({"params": n_params, "task": "top-10", "tool": "curvlinops + scipy eigsh", "seconds": t,
-                         "ratio_to_ours": t / t_top, "max_rel_diff_to_ours": float(np.max(np.abs(cl / ours - 1))),
-                         "values": f"{cl[-1]:.5g} … {cl[0]:.5g}"})
-            t0 = time.perf_counter()
-            clm = eigsh(op, k=1, which="SA", tol=1e-6, return_eigenvectors=False)
-            t = time.perf_counter() - t0
-            rows.append({"params": n_params, "task": "bottom-1", "tool": "curvlinops + scipy eigsh", "seconds": t,
-                         "ratio_to_ours": t / t_bot, "max_rel_diff_to_ours": float(abs(clm[0] / ours_min[0] - 1)),
-                         "values": f"{clm[0]:.5g}"})
-        except Exception as exc:  # noqa: BLE001
-            rows.append({"params": n_params, "task": "top-10", "tool": "curvlinops", "seconds": float("nan"),
-                         "ratio_to_ours": float("nan"), "max_rel_diff_to_ours": float("nan"),
-                         "values": f"failed: {type(exc).__name__}: {exc}"[:80]})
-        try:
-            from pyhessian import hessian as PyHessian
-            hc = PyHessian(net, loss, data=(X, y), cuda=args.device == "cuda")
-            t0 = time.perf_counter()
-            ph, _ = hc.eigenvalues(maxIter=200, tol=1e-4, top_n=10)
-            t = time.perf_counter() - t0
-            ph = np.sort(np.asarray(ph, dtype=float))
-            rows.append({"params": n_params, "task": "top-10", "tool": "PyHessian power iteration", "seconds": t,
-                         "ratio_to_ours": t / t_top, "max_rel_diff_to_ours": float(np.max(np.abs(ph / ours - 1))),
-                         "values": f"{ph[-1]:.5g} … {ph[0]:.5g}"})
-        except Exception as exc:  # noqa: BLE001
-            rows.append({"params": n_params, "task": "top-10", "tool": "PyHessian", "seconds": float("nan"),
-                         "ratio_to_ours": float("nan"), "max_rel_diff_to_ours": float("nan"),
-                         "values": f"failed: {type(exc).__name__}: {exc}"[:80]})
-        for r in rows[-5:]:
-            print(r, flush=True)
-    write(f"hessian_eigenvalues_{args.device}", rows,
-          "Tanh MLP 20 → w → w → 1, 512 samples, MSE, float32. eigsh tol 1e-6; PyHessian maxIter 200, tol 1e-4. One run.")
+    pin_threads(args.threads)
+    rows: list[dict] = []
+    for params in args.params:
+        for model in args.models:
+            net, loss, X, y = problem(model, params, args.n if model == "mlp" else args.n_cnn, args.device)
+            n_params = sum(p.numel() for p in net.parameters())
+            tools = args.tools if params <= args.large else [t for t in args.tools if t in args.tools_large]
+            H = HessianOperator(net, loss, X, y, batch_size=args.batch)
+            new = eig_tasks(args, net, loss, X, y, H, n_params, model, tools)
+            if "trace" in args.tasks:
+                new += trace_task(args, net, loss, X, y, H, n_params, model, tools)
+            if "density" in args.tasks:
+                new += density_task(args, net, loss, X, y, H, n_params, model, tools)
+            if "certify" in args.tasks and "overparam" in tools:
+                lam = [r for r in new if r["task"] == "lambda_min" and r["tool"].startswith("overparam")]
+                new += certify_task(args, net, loss, X, y, H, n_params, model,
+                                    float(lam[0]["value"]) if lam else None)
+            for r in new:
+                print(r, flush=True)
+            rows += new
+            write(args.name or f"hessian_eigenvalues_{args.device}", rows, notes(args))
 
+
+def notes(args) -> str:
+    return (f"float32; MLP 32→w→w→10 Tanh, MSE, n = {args.n}; CNN 3×8×8 conv-conv(stride 2)-pool-linear, "
+            f"cross-entropy, n = {args.n_cnn}; products over batches of {args.batch}; threads {args.threads}; "
+            f"best of {args.repeats}; load = 1-min load average at the row. accuracy: top-10 and λ_min, the largest "
+            f"relative distance to the reference (module docstring); trace, the stated standard error over |trace|. "
+            f"Top-10/λ_min: relative residual 1e-6 (eigsh and overparam), hessian-eigenthings Lanczos with "
+            f"overparam's number of steps, PyHessian maxIter {args.pyhessian_iters} tol 1e-4. Trace: "
+            f"{args.trace_products} products. SLQ: {args.slq_probes}×{args.slq_steps}. certify: budget "
+            f"{args.certify_products} products. Tools above {args.large:.0e} parameters: {', '.join(args.tools_large)}.")
 
 if __name__ == "__main__":
     main()

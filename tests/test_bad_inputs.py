@@ -244,6 +244,16 @@ BAD: list[tuple[str, object, str]] = [
     ("eigen-zero-k", lambda: dg.extreme_eigenvalues(_hess(), k=0), "k"),
     ("eigen-not-an-operator", lambda: dg.extreme_eigenvalues(np.eye(3)), "H"),
     ("eigen-bad-seed", lambda: dg.extreme_eigenvalues(_hess(), seed="a"), "seed"),
+    ("lanczos-not-an-operator", lambda: dg.lanczos(np.eye(3)), "H"),
+    ("lanczos-negative-k", lambda: dg.lanczos(_hess(), k_top=-1), "k_top"),
+    ("lanczos-no-end", lambda: dg.lanczos(_hess(), k_top=0, k_bottom=0), "k_top"),
+    ("lanczos-zero-budget", lambda: dg.lanczos(_hess(), max_products=0), "max_products"),
+    ("lanczos-unknown-test", lambda: dg.lanczos(_hess(), test="gap"), "test"),
+    ("lanczos-bad-start", lambda: dg.lanczos(_hess(), v0=np.zeros(3)), "v0"),
+    ("hutchinson-zero-probes", lambda: dg.hutchinson(_hess(), n_probe=0), "n_probe"),
+    ("hutchpp-too-few-products", lambda: dg.hutchpp(_hess(), n_products=3), "n_products"),
+    ("certify-zero-budget", lambda: dg.certify(_net(), torch.nn.MSELoss(), *_data(), max_products=0),
+     "max_products"),
     ("density-zero-probes", lambda: dg.spectral_density(_hess(), n_probe=0), "n_probe"),
     ("density-one-grid-point", lambda: dg.spectral_density(_hess(), grid=1), "grid"),
     ("density-negative-sigma", lambda: dg.spectral_density(_hess(), sigma=-1.0), "sigma"),
@@ -350,7 +360,7 @@ def test_every_public_callable_has_a_bad_input_case():
     import inspect
     src = inspect.getsource(inspect.getmodule(test_every_public_callable_has_a_bad_input_case))
     data_only = {"SolverResult", "STATUSES", "Certificate", "RedundancyReport", "TailFit", "BlockRedundancy",
-                 "CheckupReport", "Finding"}
+                 "CheckupReport", "Finding", "LanczosResult", "TraceEstimate"}
     owned_elsewhere = {"QuadraticNetProblem"}  # a data class of a problem made by make_problem
     bases = {"LinearOperator"}  # an abstract base: its doors are its subclasses' (each in the table)
     table = src[src.index("BAD: list"):src.index("BAD_CUDA: list")] + src[src.index("OTHER_BRANCHES: list"):]

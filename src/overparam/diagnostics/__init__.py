@@ -6,6 +6,8 @@ together (per-layer table, findings, JSON); see also :mod:`.spectrum`, :mod:`.no
 """
 
 from .hessian import Certificate, HessianOperator, certify, extreme_eigenvalues, spectral_density
+from .lanczos import LanczosResult, lanczos
+from .trace import TraceEstimate, hutchinson, hutchpp
 from .norms import factor_balance, linear_chain_balance, norm_growth
 from .spectrum import TailFit, powerlaw_exponent, tail_exponent
 from .redundancy import (BlockRedundancy, RedundancyReport, block_redundancy, find_redundancy, neuron_slopes,
@@ -15,6 +17,7 @@ from .checkup import CheckupReport, Finding, checkup
 from .monitor import TrainingMonitor
 
 __all__ = ["Certificate", "HessianOperator", "certify", "extreme_eigenvalues", "spectral_density",
+           "lanczos", "LanczosResult", "hutchinson", "hutchpp", "TraceEstimate",
            "RedundancyReport", "find_redundancy", "neuron_slopes", "split_neuron", "zero_eigenvalue_count",
            "zero_eigenvalue_threshold", "norm_growth", "factor_balance", "linear_chain_balance", "powerlaw_exponent",
            "TailFit", "tail_exponent", "BlockRedundancy", "block_redundancy", "weight_layers", "CheckupReport",

@@ -1,0 +1,284 @@
+"""Both ends of a symmetric operator's spectrum from one Krylov space: thick-restart Lanczos (Wu & Simon 2000).
+
+Any symmetric operator works that has ``matvec(v)`` (or ``@``), a size (``shape`` (n, n) or ``dim``), ``dtype`` and
+``device``: the library's Hessian and GGN operators, the linear-operator base, a wrapped dense matrix. Products run
+in the operator's dtype (float32, say); the basis, the projection and every inner product are float64.
+
+The recurrence (full reorthogonalization, classical Gram–Schmidt twice): with an orthonormal basis V_j = [v_1 … v_j],
+
+    w = H v_j,   h = V_jᵀ w,   w ← w − V_j h (twice),   T[:j, j] = h,   β_j = ‖w‖,   v_{j+1} = w / β_j,
+
+so that H V_j = V_j T_j + β_j v_{j+1} e_jᵀ with T_j = V_jᵀ H V_j symmetric (tridiagonal until a restart). A Ritz
+pair (θ, y = V_j s) of T_j has the residual ‖H y − θ y‖ = β_j |s_j| (in exact arithmetic; the products' own rounding
+adds about ε_dtype·‖H‖). When the basis holds ``max_basis`` vectors it restarts thick: the Ritz vectors of both ends
+are kept (V ← V S_kept, T ← diag(θ_kept)), v_{j+1} continues the recurrence, and the Gram–Schmidt coefficients of the
+next product rebuild the arrowhead coupling β_j s_j exactly. A breakdown (β_j ≈ 0: an invariant subspace) continues
+from a random vector orthogonal to the basis, so that repeated eigenvalues are found as often as they occur.
+
+Stopping: the requested Ritz values at each end are converged when e ≤ tol · max(|θ|, 1e-8‖T‖) (a relative test,
+with a floor so that an eigenvalue at 0 can converge), or when ``max_products`` products are spent. ``test="residual"``
+(default): e = r = ‖H y − θ y‖, ARPACK's test; some eigenvalue lies within r of θ. ``test="value"``: e = min(r, r²/g)
+with g the distance from θ to the nearest other Ritz value less that value's residual, the estimate of |θ − λ| that
+the Kato–Temple bound gives when g is the gap to the rest of the spectrum; g from Ritz values can overstate that gap
+while an eigenvalue near θ has not yet been found, so this test is an estimate, not a bound: it stops when the
+eigenvalue (not yet the vector) is accurate.
+
+:func:`lanczos_quadrature` runs the same recurrence without restarts for stochastic Lanczos quadrature (the nodes and
+weights of the Gauss rule of the probe's spectral measure).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..validation import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE_INT, Options, Seed, validate_params
+from ..validation import Constraint, _given
+
+
+class OperatorLike(Constraint):
+    """A square linear operator: has ``matvec`` and a size (``shape`` (n, n) or ``dim``), ``dtype`` and ``device``."""
+
+    def describe(self) -> str:
+        return "a linear operator with matvec, shape (or dim), dtype and device"
+
+    def convert(self, name, value, args):
+        ok = callable(getattr(value, "matvec", None)) and all(hasattr(value, a) for a in ("dtype", "device")) \
+            and (hasattr(value, "dim") or len(getattr(value, "shape", ())) == 2)
+        if not ok:
+            raise ValueError(f"{name}: must be {self.describe()} (got {_given(value)})")
+        return value
+
+
+OPERATOR = OperatorLike()
+
+
+def size(H: Any) -> int:
+    """n for an operator of shape (n, n) (``shape`` or ``dim``)."""
+    shape = getattr(H, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) == 2 else int(H.dim)
+
+
+class Counted:
+    """``H`` with a product count: ``matvec`` takes and returns float64 (n,) tensors, runs the product in H.dtype."""
+
+    def __init__(self, H: Any):
+        self.H, self.n, self.products = H, size(H), 0
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        self.products += 1
+        return self.H.matvec(v.to(self.H.dtype)).to(torch.float64)
+
+    def matmat(self, V: torch.Tensor) -> torch.Tensor:
+        """H V for V (n, k): the operator's batched ``matmat`` where it has one (k products), else column by column."""
+        if not callable(getattr(self.H, "matmat", None)):
+            return torch.stack([self.matvec(V[:, i]) for i in range(V.shape[1])], 1)
+        self.products += V.shape[1]
+        return self.H.matmat(V.to(self.H.dtype)).to(torch.float64)
+
+
+@dataclass
+class LanczosResult:
+    """What :func:`lanczos` found. Values increase; ``*_residuals[i]`` = ‖H y_i − θ_i y_i‖ (the recurrence's bound);
+    ``*_vectors`` (n, k) float64 Ritz vectors when asked for, else None. ``products``: matrix-vector products used."""
+
+    largest: np.ndarray
+    smallest: np.ndarray
+    largest_residuals: np.ndarray
+    smallest_residuals: np.ndarray
+    largest_vectors: torch.Tensor | None
+    smallest_vectors: torch.Tensor | None
+    products: int
+    converged: bool
+    restarts: int
+    norm_estimate: float  # max |θ| over all Ritz values: a lower estimate of ‖H‖₂
+
+
+class _Krylov:
+    """The basis V (rows, float64), the projection T = VᵀHV and the unnormalized next vector of the recurrence."""
+
+    def __init__(self, op: Counted, capacity: int, v0: torch.Tensor, gen: torch.Generator):
+        self.op, self.gen = op, gen
+        self.V = torch.zeros(capacity + 1, op.n, dtype=torch.float64, device=v0.device)
+        self.T = np.zeros((capacity, capacity))
+        self.j = 0  # basis vectors whose product has been taken
+        self.V[0] = v0 / v0.norm()
+        self.beta = 0.0
+        self.local = False  # whether H v_j couples only to v_{j-1}, v_j (no restart or breakdown just before)
+
+    def _orthogonalize(self, w: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """w − V_k V_kᵀ w by classical Gram–Schmidt twice; the coefficients summed."""
+        B = self.V[:k]
+        h = B @ w
+        w = w - h @ B
+        h2 = B @ w
+        return w - h2 @ B, h + h2
+
+    def step(self) -> None:
+        """One product: column j of T, β_j, and v_{j+1} (a fresh random direction after a breakdown)."""
+        j = self.j
+        w = self.op.matvec(self.V[j])
+        if self.local:  # the three-term recurrence, then one full reorthogonalization pass (half the reads of V)
+            a = float(self.V[j] @ w)
+            w = w - a * self.V[j] - self.beta * self.V[j - 1]
+            B = self.V[: j + 1]
+            h = B @ w
+            w = w - h @ B
+            h[j] += a
+            h[j - 1] += self.beta
+        else:  # first step, or right after a restart or breakdown: v_j couples to every earlier vector
+            w, h = self._orthogonalize(w, j + 1)
+        hn = h.cpu().numpy()
+        self.T[: j + 1, j] = hn
+        self.T[j, : j + 1] = hn
+        self.beta = float(w.norm())
+        self.j = j + 1
+        if self.j >= self.op.n:
+            return
+        scale = float(np.abs(self.T[: j + 1, : j + 1]).max()) or 1.0
+        self.local = self.beta > 1e-12 * scale
+        if not self.local:  # invariant subspace: go on from a random orthogonal direction
+            self.beta = 0.0
+            r = torch.randn(self.op.n, generator=self.gen, dtype=torch.float64).to(self.V.device)
+            w, _ = self._orthogonalize(r, self.j)
+            w, _ = self._orthogonalize(w, self.j)
+            self.V[self.j] = w / w.norm()
+        else:
+            self.V[self.j] = w / self.beta
+
+    def ritz(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ritz values θ (increasing), coefficient vectors S (j, j) and residuals β_j |S[j−1, :]|."""
+        j = self.j
+        theta, S = np.linalg.eigh(self.T[:j, :j])
+        return theta, S, self.beta * np.abs(S[j - 1, :])
+
+    def vectors(self, S: np.ndarray) -> torch.Tensor:
+        """Ritz vectors V_jᵀ S, (n, k)."""
+        return self.V[: self.j].T @ torch.from_numpy(S).to(self.V)
+
+    def restart(self, theta: np.ndarray, S: np.ndarray, keep: np.ndarray) -> None:
+        """Thick restart: V ← Ritz vectors ``keep``, T ← diag(θ_keep), the next vector kept as v_{k+1}."""
+        k, nxt = len(keep), self.V[self.j].clone()
+        self.V[:k] = (torch.from_numpy(np.ascontiguousarray(S[:, keep].T)).to(self.V) @ self.V[: self.j])
+        self.V[k] = nxt
+        self.T[:] = 0.0
+        self.T[np.arange(k), np.arange(k)] = theta[keep]
+        self.j = k
+        self.local = False
+
+
+def _start(n: int, v0: Any, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    if v0 is None:
+        return torch.randn(n, generator=gen, dtype=torch.float64).to(device)
+    v = torch.as_tensor(v0).to(device=device, dtype=torch.float64).reshape(-1)
+    if v.numel() != n or not bool(torch.isfinite(v).all()) or float(v.norm()) == 0.0:
+        raise ValueError(f"v0: must be a finite nonzero vector of length {n} (got shape {tuple(v.shape)})")
+    return v
+
+
+def _ends(theta: np.ndarray, k_top: int, k_bottom: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the k_bottom smallest and the k_top largest Ritz values, disjoint when few Ritz values exist."""
+    j = len(theta)
+    bottom = np.arange(min(k_bottom, j))
+    top = np.arange(max(j - k_top, len(bottom) if k_bottom else 0), j)
+    return bottom, top
+
+
+@validate_params({"H": OPERATOR, "k_top": NON_NEGATIVE_INT, "k_bottom": NON_NEGATIVE_INT, "tol": NON_NEGATIVE,
+                  "max_products": [None, POSITIVE_INT], "max_basis": [None, POSITIVE_INT], "seed": Seed(to="torch"),
+                  "test": Options(("residual", "value"))})
+def lanczos(H: Any, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_products: int | None = None,
+            max_basis: int | None = None, v0: Any = None, seed: int = 0, vectors: bool = False,
+            callback: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+            test: str = "residual") -> LanczosResult:
+    """The ``k_top`` largest and ``k_bottom`` smallest eigenvalues of a symmetric operator H from one thick-restart
+    Lanczos run (module docstring), with residual bounds ‖H y − θ y‖ and, if ``vectors``, the Ritz vectors.
+
+    ``tol``: relative error at which a requested Ritz value counts as converged, of the residual (``test``
+    'residual') or of the value's estimate min(r, r²/gap) ('value'; module docstring). ``max_products`` (default
+    20·n, at most 10 000): products of H allowed. ``max_basis`` (default min(n, max(100, 4(k_top + k_bottom) + 20)):
+    vectors kept before a thick restart; memory is (max_basis + 1)·n float64. ``v0``: start vector (a warm start,
+    e.g. the previous eigenvector), else Gaussian from ``seed``. ``callback(products, theta, residuals)`` after each
+    convergence check (progress on long runs).
+    """
+    n = size(H)
+    if k_top + k_bottom == 0:
+        raise ValueError("k_top: k_top + k_bottom must be ≥ 1 (got 0 and 0)")
+    if k_top + k_bottom > n:
+        raise ValueError(f"k_top: k_top + k_bottom must be ≤ n = {n} (got {k_top} + {k_bottom})")
+    op = Counted(H)
+    device = getattr(H, "device", torch.device("cpu"))
+    budget = max_products or min(20 * n, 10_000)
+    cap = min(n, max_basis or max(100, 4 * (k_top + k_bottom) + 20), budget)  # no more vectors than products
+    cap = max(cap, min(n, k_top + k_bottom + 2))
+    kry = _Krylov(op, cap, _start(n, v0, seed, device), seed)
+    restarts = 0
+    while True:
+        kry.step()
+        full = kry.j == cap
+        theta, S, res = kry.ritz()
+        bottom, top = _ends(theta, k_top, k_bottom)
+        want = np.concatenate([bottom, top])
+        floor = 1e-8 * float(np.abs(theta).max())
+        err = res[want] if test == "residual" else _value_errors(theta, res, want)
+        done = bool(np.all(err <= tol * np.maximum(np.abs(theta[want]), floor))) and len(want) == k_top + k_bottom
+        if callback is not None:
+            callback(op.products, theta[want], res[want])
+        if done or op.products >= budget or (kry.j == n and cap == n):
+            break
+        if full:
+            keep = _kept(len(theta), k_top, k_bottom, cap)
+            kry.restart(theta, S, keep)
+            restarts += 1
+    Y = kry.vectors(S[:, want]) if vectors else None
+    nb = len(bottom)
+    return LanczosResult(theta[top], theta[bottom], res[top], res[bottom],
+                         None if Y is None else Y[:, nb:], None if Y is None else Y[:, :nb],
+                         op.products, done, restarts, float(np.abs(theta).max()))
+
+
+def _value_errors(theta: np.ndarray, res: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """min(r_i, r_i²/g_i) with g_i = min_j≠i (|θ_i − θ_j| − r_j), the distance to the nearest other Ritz value less
+    that value's own residual (an unconverged neighbour shrinks the gap, so the estimate stays cautious); r_i itself
+    where g_i ≤ 0 or θ_i has no neighbour yet."""
+    out = np.empty(len(idx))
+    for k, i in enumerate(idx):
+        others = np.delete(np.arange(len(theta)), i)
+        g = float(np.min(np.abs(theta[others] - theta[i]) - res[others])) if len(others) else 0.0
+        out[k] = min(res[i], res[i] ** 2 / g) if g > 0 else res[i]
+    return out
+
+
+def _kept(j: int, k_top: int, k_bottom: int, cap: int) -> np.ndarray:
+    """Ritz pairs kept at a thick restart: the requested ones and as many again at each end requested, about half
+    the basis in all (Wu & Simon keep about half), so that the next cycle starts from the converging directions."""
+    extra = max(1, (cap // 2 - k_top - k_bottom) // ((k_top > 0) + (k_bottom > 0)))
+    nb = min(j, k_bottom + extra) if k_bottom else 0
+    nt = min(j - nb, k_top + extra) if k_top else 0
+    return np.concatenate([np.arange(nb), np.arange(j - nt, j)]).astype(int)
+
+
+def lanczos_quadrature(H: Any, v0: torch.Tensor, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss quadrature of the spectral measure of H at v0 from ``steps`` Lanczos steps (no restart): nodes θ_i (the
+    Ritz values) and weights ‖v0‖²·(s_i)₁² with Σ weights = ‖v0‖², so that v0ᵀ f(H) v0 ≈ Σ_i w_i f(θ_i)."""
+    op = Counted(H)
+    steps = min(steps, op.n)
+    gen = torch.Generator().manual_seed(0)
+    v0 = v0.to(torch.float64)
+    kry = _Krylov(op, steps, v0, gen)
+    while kry.j < steps:
+        kry.step()
+        if kry.beta == 0.0:  # invariant subspace: the rule is exact with the nodes found so far
+            break
+    theta, S = np.linalg.eigh(kry.T[: kry.j, : kry.j])
+    return theta, float(v0 @ v0) * S[0, :] ** 2
+
+
+def residual_norms(H: Any, theta: np.ndarray, Y: torch.Tensor) -> np.ndarray:
+    """‖H y_i − θ_i y_i‖ by products (a check of the recurrence's bound; costs one product per column)."""
+    op = Counted(H)
+    return np.array([float((op.matvec(Y[:, i]) - float(theta[i]) * Y[:, i]).norm()) for i in range(Y.shape[1])])
+

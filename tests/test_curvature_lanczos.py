@@ -1,0 +1,130 @@
+"""Thick-restart Lanczos (overparam.diagnostics.lanczos): both ends of planted spectra against eigvalsh, residual
+bounds against products, the product budget, warm starts, float32 products, and the operators built on it."""
+
+import numpy as np
+import pytest
+import torch
+
+from overparam.diagnostics import HessianOperator, extreme_eigenvalues, lanczos
+from overparam.diagnostics.lanczos import lanczos_quadrature, residual_norms
+
+
+class Dense:
+    """A symmetric matrix as an operator (matvec, shape, dtype, device)."""
+
+    def __init__(self, A: torch.Tensor):
+        self.A, self.shape, self.dtype, self.device = A, tuple(A.shape), A.dtype, A.device
+
+    def matvec(self, v):
+        return self.A @ v
+
+
+def planted(eigenvalues, seed=0, dtype=torch.float64) -> Dense:
+    """Q diag(eigenvalues) Qᵀ with Q Haar-random."""
+    rng = np.random.default_rng(seed)
+    n = len(eigenvalues)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    A = (Q * np.asarray(eigenvalues)) @ Q.T
+    return Dense(torch.from_numpy(0.5 * (A + A.T)).to(dtype))
+
+
+SPECTRA = {
+    # a cluster at the top (gaps 1e-3 relative), a negative end, the bulk in between
+    "clustered": np.concatenate([[-2.0, -1.5, -1.0], np.linspace(0, 1, 394), 10 + 1e-2 * np.arange(3)]),
+    # indefinite, both ends negative-heavy, a big zero eigenspace as in overparameterized Hessians
+    "negative": np.concatenate([-np.geomspace(1e-3, 3, 20), np.zeros(300), np.geomspace(1e-3, 50, 80)]),
+    # repeated eigenvalues inside and a repeated λ_min: the values are found (a single Krylov space finds one copy)
+    "degenerate": np.concatenate([np.full(50, -1.0), np.repeat(np.linspace(0, 1, 10), 30), [2.0, 3.0, 4.0]]),
+}
+
+
+@pytest.mark.parametrize("name", list(SPECTRA))
+def test_both_ends_against_eigvalsh_with_residual_bounds(name):
+    ev = np.sort(SPECTRA[name])
+    H = planted(ev)
+    k_top, k_bottom = 3, (1 if name == "degenerate" else 3)
+    res = lanczos(H, k_top=k_top, k_bottom=k_bottom, tol=1e-12, vectors=True, seed=1)
+    assert res.converged and res.products < len(ev)
+    scale = np.abs(ev).max()
+    np.testing.assert_allclose(res.largest, ev[-k_top:], rtol=0, atol=1e-10 * scale)
+    np.testing.assert_allclose(res.smallest, ev[:k_bottom], rtol=0, atol=1e-10 * scale)
+    # the recurrence's bound is the true residual up to rounding, and each Ritz value is within it of an eigenvalue
+    for theta, r, Y in [(res.largest, res.largest_residuals, res.largest_vectors),
+                        (res.smallest, res.smallest_residuals, res.smallest_vectors)]:
+        true = residual_norms(H, theta, Y)
+        assert np.all(true <= r + 1e-12 * scale)
+        assert np.all(np.abs(theta[:, None] - ev[None, :]).min(1) <= r + 1e-13 * scale)
+        np.testing.assert_allclose(Y.T @ Y, np.eye(Y.shape[1]), atol=1e-10)
+
+
+def test_thick_restart_keeps_converging_and_the_budget_is_respected():
+    ev = np.sort(SPECTRA["negative"])
+    H = planted(ev)
+    small = lanczos(H, k_top=2, k_bottom=2, tol=1e-10, max_basis=16, seed=0)
+    assert small.converged and small.restarts >= 2
+    np.testing.assert_allclose(small.largest, ev[-2:], atol=1e-9 * 50)
+    np.testing.assert_allclose(small.smallest, ev[:2], atol=1e-9 * 50)
+    cut = lanczos(H, k_top=2, k_bottom=2, tol=1e-14, max_products=17, max_basis=12, seed=0)
+    assert cut.products == 17 and not cut.converged
+
+
+def test_one_krylov_space_is_cheaper_than_two_and_warm_start_helps():
+    ev = np.sort(SPECTRA["negative"])
+    H = planted(ev, seed=3)
+    both = lanczos(H, k_top=1, k_bottom=1, tol=1e-10, seed=0, vectors=True)
+    top = lanczos(H, k_top=1, k_bottom=0, tol=1e-10, seed=0)
+    bottom = lanczos(H, k_top=0, k_bottom=1, tol=1e-10, seed=0)
+    assert both.products <= top.products + bottom.products
+    warm = lanczos(H, k_top=0, k_bottom=1, tol=1e-10, v0=both.smallest_vectors[:, 0], seed=0)
+    assert warm.smallest[0] == pytest.approx(ev[0], abs=1e-10 * 50) and warm.products <= 3
+
+
+def test_float32_products_float64_krylov():
+    ev = np.sort(SPECTRA["clustered"])
+    H = planted(ev, dtype=torch.float32)
+    res = lanczos(H, k_top=1, k_bottom=1, tol=1e-6, seed=0)
+    assert res.converged
+    # float32 products: each is off by about ε₃₂‖H‖, and so are the Ritz values
+    np.testing.assert_allclose([res.smallest[0], res.largest[0]], [ev[0], ev[-1]], rtol=0, atol=2e-6 * ev[-1])
+
+
+def test_quadrature_weights_integrate_the_probes_spectral_measure():
+    ev = np.sort(SPECTRA["negative"])
+    H = planted(ev, seed=2)
+    z = torch.from_numpy(np.random.default_rng(0).standard_normal(len(ev)))
+    nodes, w = lanczos_quadrature(H, z, 30)
+    Hz = H.A @ z
+    assert w.sum() == pytest.approx(float(z @ z), rel=1e-12)
+    assert (w * nodes).sum() == pytest.approx(float(z @ Hz), rel=1e-10)  # exact for polynomials of degree < 60
+    assert (w * nodes ** 2).sum() == pytest.approx(float(Hz @ Hz), rel=1e-10)
+
+
+def test_extreme_eigenvalues_on_a_hessian_reports_residuals_and_products():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)).double()
+    X, y = torch.randn(64, 3, dtype=torch.float64), torch.randn(64, 1, dtype=torch.float64)
+    H = HessianOperator(net, torch.nn.MSELoss(), X, y)
+    ev = torch.linalg.eigvalsh(H.dense()).numpy()
+    out = extreme_eigenvalues(H, k=2)
+    np.testing.assert_allclose(out["largest"], ev[-2:], rtol=1e-9)
+    np.testing.assert_allclose(out["smallest"], ev[:2], atol=1e-9 * ev[-1])
+    assert 0 < out["products"] <= H.dim and np.all(out["smallest_residuals"] <= 1e-10 * np.abs(out["smallest"]) + 1e-14)
+
+
+def test_value_test_stops_when_the_eigenvalue_is_accurate():
+    """test='value' stops on min(r, r²/gap) ≤ tol·|θ|: earlier than the residual test, and the value still within tol
+    (here the gaps from Ritz values are the true ones once the ends have converged)."""
+    ev = np.sort(SPECTRA["negative"])
+    H = planted(ev, seed=4)
+    by_residual = lanczos(H, k_top=1, k_bottom=1, tol=1e-8, seed=0)
+    by_value = lanczos(H, k_top=1, k_bottom=1, tol=1e-8, seed=0, test="value")
+    assert by_value.products < by_residual.products
+    assert abs(by_value.smallest[0] / ev[0] - 1) <= 1e-8 and abs(by_value.largest[0] / ev[-1] - 1) <= 1e-8
+
+
+@pytest.mark.parametrize("name", list(SPECTRA))
+def test_value_test_never_stops_on_a_lone_ritz_value(name):
+    """Early steps have few Ritz values and no gap to speak of: the value test must not stop there."""
+    ev = np.sort(SPECTRA[name])
+    res = lanczos(planted(ev, seed=5), k_top=0, k_bottom=1, tol=1e-6, seed=0, test="value")
+    assert res.products > 5 and abs(res.smallest[0] - ev[0]) <= 1e-6 * np.abs(ev).max()
