@@ -36,7 +36,8 @@ import torch
 
 from ..validation import NON_NEGATIVE, POSITIVE, InstanceOf, IsCallable, Options, Seed, model_data, validate_params
 from .data import feature_inputs, sample_ratios, spectrum_section
-from .hessian import HessianOperator, _lanczos, certify, spectral_density
+from .hessian import HessianOperator, certify, spectral_density
+from .lanczos import lanczos_quadrature
 from .norms import norm_growth
 from .redundancy import block_redundancy, sequential_blocks, zero_eigenvalue_count, zero_eigenvalue_threshold
 from .findings import SOURCES, Finding, findings
@@ -225,11 +226,9 @@ def _certificate(model, loss_fn, inputs, targets, param_filter, seed: int, small
 
 def _ritz(H: HessianOperator, steps: int, seed: int) -> np.ndarray:
     """Ritz values (increasing) of ``steps`` Lanczos steps from a Rademacher start: each lies in [λ_min, λ_max]."""
-    from scipy.linalg import eigh_tridiagonal
     g = torch.Generator(device="cpu").manual_seed(seed)
     v = (torch.randint(0, 2, (H.dim,), generator=g) * 2 - 1).to(H.dtype).to(H.device)
-    a, b = _lanczos(H.matvec, v, min(steps, H.dim))
-    return np.sort(eigh_tridiagonal(a, b, eigvals_only=True)) if len(a) > 1 else np.asarray(a)
+    return np.sort(lanczos_quadrature(H, v, min(steps, H.dim))[0])
 
 
 def _ritz_summary(ritz: np.ndarray, steps: int) -> dict[str, Any]:

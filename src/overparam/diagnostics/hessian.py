@@ -19,111 +19,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 import torch
-from torch.func import functional_call
 
 from ..validation import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, IsCallable, Integral, Interval,
-                          Options, Seed, model_data, validate_params)
+                          Options, Seed, validate_params)
+from ..linalg.curvature import _PARAMS as _OPERATOR_PARAMS
+from ..linalg.curvature import HessianOperator
 from .lanczos import OPERATOR, lanczos, lanczos_quadrature, size
 
-#: what every entry point on a model takes besides the model and data (checked by :func:`model_data`)
-_MODEL_PARAMS = {"loss_fn": IsCallable(), "param_filter": [None, IsCallable()], "batch_size": [None, POSITIVE_INT]}
-
-
-class HessianOperator:
-    """H = ∇²_θ loss_fn(model(inputs), targets) at the model's current parameters, as a linear operator.
-
-    Shapes: ``inputs`` (N, ...), ``targets`` (N, ...); vectors have length ``self.shape[0]`` = number of selected
-    parameters, in ``named_parameters`` order. Runs on the parameters' device and dtype.
-    """
-
-    @validate_params(_MODEL_PARAMS)
-    def __init__(self, model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor,
-                 param_filter: Callable[[str, torch.nn.Parameter], bool] | None = None,
-                 batch_size: int | None = None):
-        if isinstance(model, torch.nn.Module) and not list(model.parameters()):
-            raise ValueError(f"model: has no parameters (got a {type(model).__name__} without any)")
-        inputs, targets = model_data(model, inputs, targets)
-        named = [(n, p) for n, p in model.named_parameters() if param_filter is None or param_filter(n, p)]
-        if not named:
-            raise ValueError("model: has no parameters that param_filter selects (got none of "
-                             f"{len(list(model.parameters()))})")
-        self.model, self.loss_fn = model, loss_fn
-        self.inputs, self.targets = inputs, targets
-        self.names = [n for n, _ in named]
-        self.params = [p.detach() for _, p in named]
-        self.sizes = [p.numel() for p in self.params]
-        self.dim = sum(self.sizes)
-        self.shape = (self.dim, self.dim)
-        self.dtype, self.device = self.params[0].dtype, self.params[0].device
-        self.batch_size = batch_size or len(inputs)
-        probe = self._loss(self.params, inputs[: min(2, len(inputs))], targets[: min(2, len(targets))])
-        if probe.ndim != 0:
-            raise ValueError(f"loss_fn: must return a scalar, got shape {tuple(probe.shape)}")
-
-    def _loss(self, flat_params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(functional_call(self.model, dict(zip(self.names, flat_params)), (x,)), y)
-
-    def _unflatten(self, v: torch.Tensor) -> list[torch.Tensor]:
-        return [c.view_as(p) for c, p in zip(torch.split(v, self.sizes), self.params)]
-
-    def at(self, theta: torch.Tensor) -> "HessianOperator":
-        """The same operator at parameters ``theta`` (a flat vector), without touching the model."""
-        other = object.__new__(HessianOperator)
-        other.__dict__.update(self.__dict__)
-        other.params = self._unflatten(theta.to(self.dtype).to(self.device))
-        return other
-
-    def flat_params(self) -> torch.Tensor:
-        return torch.cat([p.reshape(-1) for p in self.params])
-
-    def gradient(self) -> torch.Tensor:
-        g = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
-        for x, y, w in self._batches():
-            ps = [p.clone().requires_grad_(True) for p in self.params]
-            gs = torch.autograd.grad(self._loss(ps, x, y), ps)
-            g += w * torch.cat([t.reshape(-1) for t in gs])
-        return g
-
-    def _batches(self) -> Iterable[tuple[torch.Tensor, torch.Tensor, float]]:
-        """Mini-batches with weights len(batch)/N, so that a mean loss sums back to the full-data loss."""
-        N = len(self.inputs)
-        for i in range(0, N, self.batch_size):
-            x, y = self.inputs[i:i + self.batch_size], self.targets[i:i + self.batch_size]
-            yield x, y, (len(x) / N if self.batch_size < N else 1.0)
-
-    def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        """H v (v of length ``dim``)."""
-        v = torch.as_tensor(v, dtype=self.dtype, device=self.device)
-        vs = self._unflatten(v)
-        out = torch.zeros(self.dim, dtype=self.dtype, device=self.device)
-        for x, y, w in self._batches():
-            ps = [p.clone().requires_grad_(True) for p in self.params]
-            gs = torch.autograd.grad(self._loss(ps, x, y), ps, create_graph=True)
-            hv = torch.autograd.grad(gs, ps, grad_outputs=vs)
-            out += w * torch.cat([t.reshape(-1) for t in hv])
-        return out
-
-    __matmul__ = matvec
-
-    def dense(self) -> torch.Tensor:
-        """The full (dim, dim) Hessian, by torch.func.hessian for the whole data (or columns of H v in batches)."""
-        if self.batch_size >= len(self.inputs):
-            flat = self.flat_params()
-            H = torch.func.hessian(lambda t: self._loss(self._unflatten(t), self.inputs, self.targets))(flat)
-            return 0.5 * (H + H.T)
-        eye = torch.eye(self.dim, dtype=self.dtype, device=self.device)
-        H = torch.stack([self.matvec(e) for e in eye], 1)
-        return 0.5 * (H + H.T)
-
-    def to_scipy(self):
-        """A ``scipy.sparse.linalg.LinearOperator`` (float64 NumPy in and out)."""
-        from scipy.sparse.linalg import LinearOperator
-        return LinearOperator(self.shape, dtype=np.float64,
-                              matvec=lambda v: self.matvec(torch.from_numpy(np.asarray(v).ravel())).cpu().double().numpy())
+#: what every entry point on a model takes besides the model and data: as the Hessian operator takes them
+_MODEL_PARAMS = {k: _OPERATOR_PARAMS[k] for k in ("loss_fn", "param_filter", "batch_size")}
 
 
 _OPERATOR = OPERATOR  # any square operator with matvec, shape (or dim), dtype and device
