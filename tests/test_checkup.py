@@ -261,15 +261,24 @@ def test_balance_through_relu_per_unit_and_none_through_tanh():
 
 
 def test_embedding_model_on_integer_inputs():
-    # token indices stay integers: weights, data ratios, redundancy and the feature spectrum are computed; curvature
-    # is skipped with its reason (the Hessian operator takes inputs in the parameters' dtype)
+    # token indices stay integers (the model has an Embedding): every section is computed, the curvature too, its
+    # extreme eigenvalues equal to those of the dense Hessian by torch.func on the flat parameters
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Embedding(30, 8), torch.nn.Flatten(), torch.nn.Linear(24, 1)).double()
     X = torch.randint(0, 30, (100, 3), generator=torch.Generator().manual_seed(1))
     y = torch.randn(100, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     rep = dg.checkup(model, MSE, X, y, progress=False)
     assert list(rep.layers.kind) == ["embedding", "linear"] and rep.data["params"] == 30 * 8 + 25
-    assert "integer inputs" in rep.curvature["skipped"]
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for _, p in model.named_parameters()]
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def loss(theta):
+        parts = dict(zip(names, (c.view(s) for c, s in zip(torch.split(theta, [s.numel() for s in shapes]), shapes))))
+        return MSE(torch.func.functional_call(model, parts, (X,)), y)
+    ev = torch.linalg.eigvalsh(torch.func.hessian(loss)(flat))
+    assert rep.curvature["mu"] == pytest.approx(float(ev[0]), abs=1e-10 * float(ev[-1]))
+    assert rep.curvature["L"] == pytest.approx(float(ev[-1]), rel=1e-10)
     assert rep.data["feature_spectrum"]["layer"] == "2" and rep.data["feature_spectrum"]["dimension"] == 24
     assert rep.near_interpolation["train_loss"] == pytest.approx(float(MSE(model(X), y)), rel=1e-12)
 

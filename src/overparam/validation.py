@@ -407,13 +407,15 @@ def validate_params(constraints: dict[str, Constraint | list]) -> Callable:
 def model_data(model: torch.nn.Module, inputs: Any, targets: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Data for a ``torch.nn.Module``: ``inputs`` (N, ...) and ``targets`` (N, ...) as tensors (NumPy, torch or
     sequences), finite and non-empty, with the same N. Inputs (integers included) and floating targets take the dtype
-    of the model's parameters (a float32 model gets float32 data); integer targets (class labels) are kept. NumPy
-    data moves to the parameters' device; a tensor on another device is refused."""
+    of the model's parameters (a float32 model gets float32 data); integer targets (class labels) are kept, and so are
+    integer inputs of a model with an ``nn.Embedding`` (token indices). NumPy data moves to the parameters' device; a
+    tensor on another device is refused."""
     check("model", model, InstanceOf(torch.nn.Module, what="torch.nn.Module"))
     p = next(model.parameters(), None)
     if p is None:
         raise ValueError(f"model: has no parameters (got a {type(model).__name__} without any)")
-    x = check("inputs", inputs, Array(to="torch", keep_float32=True))
+    indices = any(isinstance(m, torch.nn.Embedding) for m in model.modules())
+    x = check("inputs", inputs, Array(to="torch", keep_float32=True, integers="keep" if indices else "float"))
     y = check("targets", targets, Array(to="torch", keep_float32=True, integers="keep", same_length_as="inputs"),
               {"inputs": x})
     out = []

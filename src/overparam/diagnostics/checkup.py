@@ -378,9 +378,9 @@ def checkup(model: torch.nn.Module, loss_fn: Callable, inputs: Any, targets: Any
     curv: dict[str, Any] = {}
     if curvature:
         prog.section("curvature")
-        if indices:
-            curv = {"skipped": "integer inputs (indices): the Hessian operator takes inputs in the parameters' dtype, "
-                               "so an Embedding's indices cannot reach it; the other sections are computed"}
+        if indices and not any(isinstance(m, torch.nn.Embedding) for m in model.modules()):
+            curv = {"skipped": "integer inputs to a model without an Embedding: the Hessian operator casts them to "
+                               "the parameters' dtype; the other sections are computed"}
         elif isinstance(model, torch.jit.ScriptModule):
             curv = {"skipped": "a TorchScript module cannot be called with substituted parameters (torch.func), which "
                                "Hessian-vector products need; save the model with torch.export (.pt2) instead"}
