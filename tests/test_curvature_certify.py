@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from overparam.diagnostics import certify
-from tests.test_convex_neighborhoods import _Point
+from test_convex_neighborhoods import _Point
 
 
 def _problem(n=40, c=0.0, seed=0):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from overparam.diagnostics import hutchinson, hutchpp
-from tests.test_curvature_lanczos import planted
+from test_curvature_lanczos import planted
 
 # a decaying spectrum (Hutch++'s case: the top carries most of ‖H‖_F) with a negative part
 EV = np.concatenate([100.0 * np.arange(1, 31) ** -1.5, np.random.default_rng(5).uniform(-0.05, 0.05, 270)])

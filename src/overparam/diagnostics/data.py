@@ -24,6 +24,10 @@ from .weights import MIN_EIGENVALUES
 
 #: rows used for the spectrum and its bootstrap (a random subset, seeded, when there are more)
 MAX_SPECTRUM_ROWS = 4000
+#: multiply-adds allowed for all bootstrap replicates together (each costs about n·min(n, d)·max(n, d)): fewer replicates
+#: (at least MIN_BOOT) for wide data, so that 4000 × 2500 inputs take seconds, not a quarter of an hour
+BOOT_BUDGET = 2e11
+MIN_BOOT = 10
 
 
 def _rows(x: torch.Tensor, seed: int) -> np.ndarray:
@@ -36,7 +40,8 @@ def _rows(x: torch.Tensor, seed: int) -> np.ndarray:
 
 def spectrum_section(x: torch.Tensor, seed: int = 0, n_boot: int = 100) -> dict[str, Any]:
     """Eigenvalues of XᵀX/n (decreasing) and both exponents (module docstring) of a data or feature matrix x (n, ...);
-    the fits are NaN with a ``note`` when fewer than 10 eigenvalues are positive."""
+    the fits are NaN with a ``note`` when fewer than 10 eigenvalues are positive. ``n_boot`` replicates at most,
+    fewer for wide data (BOOT_BUDGET; ``boot_replicates`` says how many)."""
     X = _rows(x, seed)
     lam = np.linalg.svd(X, compute_uv=False) ** 2 / len(X)
     out: dict[str, Any] = {"rows_used": len(X), "dimension": X.shape[1], "eigenvalues": lam}
@@ -44,11 +49,12 @@ def spectrum_section(x: torch.Tensor, seed: int = 0, n_boot: int = 100) -> dict[
     if positive < MIN_EIGENVALUES:
         out["note"] = f"{positive} positive eigenvalues: too few for a power-law fit (needs {MIN_EIGENVALUES})"
         return out
+    n_boot = int(min(n_boot, max(MIN_BOOT, BOOT_BUDGET // (len(X) * X.shape[1] * min(X.shape)))))
     rank = powerlaw_exponent(X, kind="data", n_boot=n_boot, seed=seed)
     bias = _half_sample_bias(X, rank, seed)
     lo, hi = rank.interval
     tail = tail_exponent(lam[:positive])
-    out.update(rank_decay_a=rank.exponent, rank_decay_interval=[lo - bias, hi + bias], rank_decay_bias=bias,
+    out.update(boot_replicates=n_boot, rank_decay_a=rank.exponent, rank_decay_interval=[lo - bias, hi + bias], rank_decay_bias=bias,
                rank_window=[rank.k_min, rank.k_max],
                tail_alpha=tail.alpha, tail_interval=list(tail.interval), tail_xmin=tail.xmin,
                tail_ks=tail.ks_distance, tail_n=tail.n_tail, tail_standard_error=tail.standard_error,
