@@ -117,14 +117,14 @@ def _nodes_on(lo: float, hi: float, kappa: float, delta2: float) -> tuple[np.nda
 
 
 def _quadrature(kappa: float, delta2: float, above: float, mass: float,
-                intervals: list[tuple[float, float]]) -> Quadrature:
+                intervals: list[tuple[float, float]], splits: list[float]) -> Quadrature:
     """Nodes on supp ρ_Y ∩ [above, ∞) (``intervals`` = the support), each interval cut at ``above``, weights divided
     by ``mass``. Panels also end at −2δ, 0, 2δ and 4δ: for κ* < 1 the teacher's atom at 0 (mass 1 − κ*), smoothed by
     the semicircle of radius 2δ, is a narrow bump that one panel over the whole interval resolves only to ~1e-4; and at
-    the near-splitting dips of ρ_Y (:func:`dips`)."""
+    the near-splitting dips of ρ_Y (``splits``, :func:`dips`, found once per law)."""
     xs, ws, hs = [np.empty(0)], [np.empty(0)], [np.empty(0)]
     delta = math.sqrt(delta2)
-    inner = sorted([-2 * delta, 0.0, 2 * delta, 4 * delta] + dips(kappa, delta2))
+    inner = sorted([-2 * delta, 0.0, 2 * delta, 4 * delta] + splits)
     for lo, hi in intervals:
         lo = max(lo, above)
         cuts = [lo] + [c for c in inner if lo < c < hi] + [hi]
@@ -142,19 +142,20 @@ class _Law:
     kappa: float
     delta2: float
     intervals: list[tuple[float, float]]
+    splits: list[float]
     mass: float
     full: Quadrature
 
     @classmethod
     def of(cls, kappa: float, delta2: float) -> "_Law":
-        intervals = support(kappa, delta2)
-        full = _quadrature(kappa, delta2, -math.inf, 1.0, intervals)
+        intervals, splits = support(kappa, delta2), dips(kappa, delta2)
+        full = _quadrature(kappa, delta2, -math.inf, 1.0, intervals, splits)
         mass = float(full.w.sum())  # ≈ 1; renormalised so that the total mass is exactly 1
-        return cls(kappa, delta2, intervals, mass, Quadrature(full.x, full.w / mass, full.h))
+        return cls(kappa, delta2, intervals, splits, mass, Quadrature(full.x, full.w / mass, full.h))
 
     def above(self, theta: float) -> Quadrature:
         """Nodes on supp ρ_Y ∩ [θ, ∞), the support cut at θ."""
-        return _quadrature(self.kappa, self.delta2, theta, self.mass, self.intervals)
+        return _quadrature(self.kappa, self.delta2, theta, self.mass, self.intervals, self.splits)
 
 
 @dataclass(frozen=True)
