@@ -23,7 +23,9 @@ small n (s ≈ d log d/ε₀² rows are then a large share of n, and exact Newto
 that dominates the Hessian (κ(H) ≈ 1: exact Newton needs 2 steps and Newton-CG 4), or a loose target accuracy.
 
 Newton-type steps are damped by default (Armijo backtracking, :func:`solve`); ``damped=False`` takes them in full
-(lr = 1: the local method of the theory). A step that increases the loss is reported by the loop.
+(lr = 1: the local method of the theory). The linear system is solved by Cholesky; a Hessian (sampled or exact) that
+is not positive definite is shifted until it is (:func:`newton_direction`; the shifted steps are counted in the
+history), so a step never points uphill. A step that increases the loss is reported by the loop.
 The problem is :class:`overparam.problems.softmax_regression.SoftmaxRegression` or anything with the same
 ``state``, ``grad``, ``grad_low_rank``, ``diagonal``, ``hvp``, ``hessian``, ``low_rank_product``, ``A`` and ``d``.
 """
@@ -106,6 +108,9 @@ class SampledHessian:
         if self.s < problem.d:
             raise ValueError(f"s: {self.s} sampled rows are fewer than d = {problem.d}; the sampled Hessian would "
                              "be singular")
+        if self.s >= problem.n:
+            raise ValueError(f"s: {self.s} sampled rows are not fewer than n = {problem.n} rows; sampling cannot "
+                             "save work here (use method='newton', or a larger eps0)")
         self.refresh = positive("refresh", refresh)
         if self.refresh < 1:
             raise ValueError(f"refresh: must be ≥ 1 (got {refresh})")
@@ -176,6 +181,26 @@ def _as_x(x0, d: int) -> tuple[torch.Tensor, bool]:
     return x, was_numpy
 
 
+def newton_direction(H: torch.Tensor, g: torch.Tensor, work: Any = None, max_shifts: int = 60
+                     ) -> tuple[torch.Tensor, float]:
+    """(p, μ): p = −(H + μI)⁻¹g, (d,), by Cholesky, with μ = 0 when H (d, d) is positive definite and otherwise the
+    first μ = 10⁻¹⁰·max|H_ii|·4^k (k = 0, 1, …) at which the factorization succeeds (Levenberg's shift: p is then a
+    descent direction, gᵀp < 0, whatever the sign of H's eigenvalues). A sampled Hessian far from x* can be
+    indefinite even where the true one is not (rows with D_i < 0 drawn more often than their share); its plain
+    Newton step may then point uphill. Each factorization tried adds d³/3 + d² multiply-adds to ``work``."""
+    d = H.shape[0]
+    eye = torch.eye(d, dtype=H.dtype, device=H.device)
+    mu, scale = 0.0, float(H.diagonal().abs().max()) or 1.0
+    for k in range(max_shifts + 1):
+        L, info = torch.linalg.cholesky_ex(H + mu * eye if mu else H)
+        if work is not None:
+            work.factor_solve(d)
+        if int(info) == 0:
+            return -torch.cholesky_solve(g[:, None], L)[:, 0], mu
+        mu = 1e-10 * scale * 4.0**k
+    raise FloatingPointError(f"H: no shift up to {mu:.3g} makes the Hessian positive definite (non-finite entries?)")
+
+
 def _backtrack(problem: Any, x: torch.Tensor, loss: float, g: torch.Tensor, step: torch.Tensor, cache: dict,
                c: float = 1e-4, max_halvings: int = 30) -> torch.Tensor:
     """a·step with a = 2^−k the first that meets L(x + a·step) ≤ L(x) + c·a·gᵀstep (one pass over C per trial);
@@ -244,15 +269,16 @@ def solve(problem: Any, x0, method: str, *, max_iter: int = 100, grad_tol: float
             step = -conjugate_gradient(lambda v: problem.hvp(xt, v, st), g, tol)
             return [_backtrack(problem, xt, st.loss, g, step, cache) if damped else step]
         H = problem.hessian(xt, st, cache["CU"]) if method == "newton" else sampler(xt, st, cache["CU"])
-        problem.work.factor_solve(problem.d)
-        step = -torch.linalg.solve(H, g)
-        return [_backtrack(problem, xt, st.loss, g, step, cache) if damped and method != "gd" else step]
+        step, mu = newton_direction(H, g, problem.work)
+        cache["shifted"] = cache.get("shifted", 0) + (mu > 0)
+        return [_backtrack(problem, xt, st.loss, g, step, cache) if damped else step]
 
     res = minimize(lambda ps: None, [x], lr=lr, max_steps=max_iter, grad_tol=grad_tol, grad=grad,
                    direction=direction, line_search=(method == "gd"), record=record, on_step=on_step,
                    stop=stop)
     res.history["method"] = [method]
     res.history["backtracks"] = [float(cache.get("backtracks", 0))]  # rejected trial points (one pass over C each)
+    res.history["shifted_steps"] = [float(cache.get("shifted", 0))]  # Newton-type steps whose H needed a shift
     res.x = res.x[0].numpy() if was_numpy else res.x[0]
     if method == "approx_newton":
         res.history["s"] = [float(sampler.s)]
