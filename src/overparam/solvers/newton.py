@@ -16,7 +16,7 @@ When approximate Newton is the right choice: n ≫ d with dense rows, and curvat
 with an ill-conditioned CᵀC (:func:`overparam.problems.softmax_regression.make_data_dominated`), where CG and
 first-order methods need many passes over C. A step costs a few passes over C plus s d² + d³ against exact Newton's
 n d² Gram matrix: counted work per step ≈ 7× smaller at n = 10⁶, d = 50; in wall time (one thread, d = 100) whole runs
-were 1.55–1.94× faster than exact Newton at n = 10⁶ and no faster at n = 10⁵, because exact Newton's Gram matrix runs
+were 1.29–1.94× faster than exact Newton at n = 10⁶ (two runs, load 4–13) and no faster at n = 10⁵, because exact Newton's Gram matrix runs
 at matrix-multiply speed while the passes over C are memory-bound (benchmarks/approximate_newton.py). When it is not:
 small n (s ≈ d log d/ε₀² rows are then a large share of n, and exact Newton's quadratic convergence wins), sparse rows
 (exact Newton's Hessian then costs only Σ nnz_i²: sampling saved 1.5× the counted work at 10 nonzeros a row), a regularizer
