@@ -158,40 +158,72 @@ def _moments(kappa: float, delta2: np.ndarray, theta: np.ndarray, lo: np.ndarray
     return out
 
 
-def _state(kappa, alpha, lam, noise, Q0, u):
-    """Residuals R (A, 2), the θ-column dR/d(log θ) (A, 2), and the order parameters at u = (log δ², log θ)."""
+def _wishart_moments(kappa: float):
+    """``moments(δ², θ) -> (sums, ok)`` of the Wishart teacher (:func:`_moments` on the cubic's support)."""
+    def moments(delta2: np.ndarray, theta: np.ndarray) -> tuple[dict, np.ndarray]:
+        lo, hi, dip, ok = support(kappa, delta2)
+        return _moments(kappa, delta2, theta, lo, hi, dip), ok
+    return moments
+
+
+def spectrum_moments(spec):
+    """``moments(δ², θ) -> (sums, ok)`` of a teacher given by its eigenvalues (``free_convolution.DiscreteSpectrum``):
+    the integrals above θ of :func:`.free_convolution.moments_above` (exact total mass 1) arranged as :func:`_moments`'
+    sums, with their δ²-derivatives (``dt_g2``, ``dt_gx``, ``dt_gh``) for an exact Jacobian."""
+    from . import free_convolution as fc
+
+    def moments(delta2: np.ndarray, theta: np.ndarray) -> tuple[dict, np.ndarray]:
+        M, ok = fc.moments_above(spec, delta2, theta)
+        A0, A1, A2, H0, H1 = (M[k] for k in ("A0", "A1", "A2", "H0", "H1"))
+        dA0, dA1, dA2, dH0, dH1 = (M[k] for k in ("dA0", "dA1", "dA2", "dH0", "dH1"))
+        out = {"mass": np.ones_like(A0), "w": A0, "g": A1 - theta * A0, "g2": A2 - 2 * theta * A1 + theta**2 * A0,
+               "gx": A2 - theta * A1, "gh": H1 - theta * H0, "h": H0, "x": A1,
+               "dt_g2": dA2 - 2 * theta * dA1 + theta**2 * dA0, "dt_gx": dA2 - theta * dA1, "dt_gh": dH1 - theta * dH0}
+        return out, ok
+    return moments
+
+
+def _state(moments, alpha, lam, noise, Q0, u):
+    """Residuals R (A, 2), the Jacobian's θ-column dR/d(log θ) (A, 2) and, where ``moments`` gives δ²-derivatives,
+    its δ²-column dR/d(log δ²) (else None), and the order parameters at u = (log δ², log θ)."""
     delta2, theta = np.exp(u[:, 0]), np.exp(u[:, 1])
-    lo, hi, dip, ok = support(kappa, delta2)
-    M = _moments(kappa, delta2, theta, lo, hi, dip)
+    M, ok = moments(delta2, theta)
     mass = np.where(M["mass"] > 0, M["mass"], 1.0)
     q, m, D = M["g2"] / mass, (M["gx"] - 2 * delta2 * M["gh"]) / mass, 2 * M["gh"] / mass
     mse = Q0 - 2 * m + q
     T = (2 * mse + noise) / (4 * alpha)
     F = 2 * theta * (2 * alpha - D)
+    J_delta = None
     with np.errstate(invalid="ignore", divide="ignore"):
         R = np.stack([np.log(T) - u[:, 0], np.log(F / lam)], 1)
         dq, dm, dD = -2 * M["g"] / mass, -(M["x"] - 2 * delta2 * M["h"]) / mass, -2 * M["h"] / mass
         dT = 2 * (-2 * dm + dq) / (4 * alpha)
         dF = 2 * (2 * alpha - D) - 2 * theta * dD
         J_theta = np.stack([dT / T, dF / F], 1) * theta[:, None]
+        if "dt_g2" in M:  # d/dδ² at fixed θ: m = gx − 2δ²·gh, so dm = d(gx) − 2gh − 2δ² d(gh)
+            tq, tD = M["dt_g2"], 2 * M["dt_gh"]
+            tm = M["dt_gx"] - 2 * M["gh"] - 2 * delta2 * M["dt_gh"]
+            tT = 2 * (-2 * tm + tq) / (4 * alpha)
+            J_delta = np.stack([delta2 * tT / T - 1.0, -delta2 * tD / (2 * alpha - D)], 1)
     ok &= np.isfinite(R).all(1) & (T > 0) & (F > 0)
     order = {"mse": mse, "D": D, "rank_fraction": M["w"] / mass, "trace": M["g"] / mass}
-    return R, J_theta, order, ok
+    return R, J_theta, J_delta, order, ok
 
 
-def _newton(alpha: np.ndarray, kappa: float, lam: float, noise: float, u: np.ndarray, tol: float,
+def _newton(alpha: np.ndarray, moments, lam: float, noise: float, Q0: float, u: np.ndarray, tol: float,
             max_iter: int) -> tuple[np.ndarray, dict, np.ndarray]:
     """Damped joint Newton from u (A, 2) = (log δ², log θ); returns (u, order parameters, done)."""
-    Q0 = 1.0 + kappa
     u = u.copy()
-    R, Jt, order, ok = _state(kappa, alpha, lam, noise, Q0, u)
+    R, Jt, Jd, order, ok = _state(moments, alpha, lam, noise, Q0, u)
     for _ in range(40):  # a start with 2α − D(θ) ≤ 0: raise θ (D decreases to 0 as θ grows)
         bad = np.nonzero(~ok)[0]
         if not len(bad):
             break
         u[bad, 1] += math.log(2.0)
-        Rb, Jb, ob, okb = _state(kappa, alpha[bad], lam, noise, Q0, u[bad])
+        Rb, Jb, Jdb, ob, okb = _state(moments, alpha[bad], lam, noise, Q0, u[bad])
         R[bad], Jt[bad], ok[bad] = Rb, Jb, okb
+        if Jd is not None:
+            Jd[bad] = Jdb
         for key in order:
             order[key][bad] = ob[key]
     h = 1e-7
@@ -200,8 +232,11 @@ def _newton(alpha: np.ndarray, kappa: float, lam: float, noise: float, u: np.nda
         if not live.any():
             break
         idx = np.nonzero(live)[0]
-        Rh = _state(kappa, alpha[idx], lam, noise, Q0, u[idx] + [h, 0.0])[0]
-        J = np.stack([(Rh - R[idx]) / h, Jt[idx]], 2)  # (k, 2, 2): columns d/d(log δ²), d/d(log θ)
+        if Jd is None:  # the δ²-column by a forward difference (one more pass)
+            Jd_idx = (_state(moments, alpha[idx], lam, noise, Q0, u[idx] + [h, 0.0])[0] - R[idx]) / h
+        else:
+            Jd_idx = Jd[idx]
+        J = np.stack([Jd_idx, Jt[idx]], 2)  # (k, 2, 2): columns d/d(log δ²), d/d(log θ)
         det = J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]
         det = np.where(det != 0, det, 1e-300)
         step = -np.stack([J[:, 1, 1] * R[idx, 0] - J[:, 0, 1] * R[idx, 1],
@@ -213,10 +248,12 @@ def _newton(alpha: np.ndarray, kappa: float, lam: float, noise: float, u: np.nda
         for _ in range(12):  # halve the step where the residual does not decrease
             k = idx[pending]
             trial = u[k] + t[pending, None] * step[pending]
-            Rn, Jn, on, okn = _state(kappa, alpha[k], lam, noise, Q0, trial)
+            Rn, Jn, Jdn, on, okn = _state(moments, alpha[k], lam, noise, Q0, trial)
             better = okn & (np.abs(Rn).max(1) < norm0[pending])
             acc = k[better]
             u[acc], R[acc], Jt[acc] = trial[better], Rn[better], Jn[better]
+            if Jd is not None:
+                Jd[acc] = Jdn[better]
             for key in order:
                 order[key][acc] = on[key][better]
             still = np.nonzero(pending)[0][~better]
@@ -232,29 +269,37 @@ def _newton(alpha: np.ndarray, kappa: float, lam: float, noise: float, u: np.nda
 
 def solve(alpha: np.ndarray, kappa: float, lam: float, noise: float, tol: float = 1e-11,
           max_iter: int = 40) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:
-    """(δ², θ, order parameters, done) for every α (arrays of shape (A,)); ``done`` false where the batch did not
+    """(δ², θ, order parameters, done) for every α (arrays of shape (A,)) of the Wishart teacher (κ*, Q0 = 1 + κ*):
+    :func:`solve_law` with :func:`_wishart_moments`."""
+    return solve_law(alpha, _wishart_moments(kappa), 1.0 + kappa, lam, noise, tol, max_iter)
+
+
+def solve_law(alpha: np.ndarray, moments, Q0: float, lam: float, noise: float, tol: float = 1e-11,
+              max_iter: int = 40) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray]:
+    """(δ², θ, order parameters, done) for every α (arrays of shape (A,)) of a teacher given by its ``moments(δ², θ)``
+    (:func:`_wishart_moments`, :func:`spectrum_moments`) and Q0 = ∫ s² dρ_S*; ``done`` false where the batch did not
     reach max|R| ≤ tol (its entries are then meaningless).
 
     Starts: δ² = (2Q0 + Δ)/(4α) (the zero estimator's error) and θ = λ/(4α) (D = 0); points that do not converge
     from there are started again from the solution at the nearest converged α (in log α), wave after wave while
     that helps: continuation along the grid, each wave one batch."""
     alpha = np.asarray(alpha, dtype=float)
-    u = np.stack([np.log((2 * (1.0 + kappa) + noise) / (4 * alpha)), np.log(lam / (4 * alpha))], 1)
+    u = np.stack([np.log((2 * Q0 + noise) / (4 * alpha)), np.log(lam / (4 * alpha))], 1)
     coarse = np.zeros(len(alpha), bool)
     if len(alpha) > 2 * _COARSE:  # a coarse grid first; the others start from its solutions, interpolated in log α
         la = np.log(alpha)
         coarse[np.unique(np.abs(la[None, :] - np.linspace(la.min(), la.max(), _COARSE)[:, None]).argmin(1))] = True
-        uc, _, dc = _newton(alpha[coarse], kappa, lam, noise, u[coarse], tol, max_iter)
+        uc, _, dc = _newton(alpha[coarse], moments, lam, noise, Q0, u[coarse], tol, max_iter)
         if dc.sum() >= 2:
             lc, ucd = la[coarse][dc], uc[dc]
             o = np.argsort(lc)
             u = np.stack([np.interp(la, lc[o], ucd[o, j]) for j in range(2)], 1)
             u[np.nonzero(coarse)[0][dc]] = ucd
-    u, order, done = _newton(alpha, kappa, lam, noise, u, tol, max_iter)
+    u, order, done = _newton(alpha, moments, lam, noise, Q0, u, tol, max_iter)
     while done.any() and not done.all():
         todo, have = np.nonzero(~done)[0], np.nonzero(done)[0]
         near = have[np.abs(np.log(alpha[have])[None, :] - np.log(alpha[todo])[:, None]).argmin(1)]
-        u2, o2, d2 = _newton(alpha[todo], kappa, lam, noise, u[near], tol, max_iter)
+        u2, o2, d2 = _newton(alpha[todo], moments, lam, noise, Q0, u[near], tol, max_iter)
         if not d2.any():
             break
         u[todo], done[todo] = u2, d2

@@ -306,6 +306,7 @@ class _Teacher:
     law_of: object  # callable δ² → _Law | _SpectrumLaw
     Q0: float
     label: str
+    moments: object  # callable (δ², θ) arrays → (sums, ok), for the whole-grid solver (:mod:`._wishart_batch`)
 
 
 def _teacher(kappa_star, teacher_spectrum) -> _Teacher:
@@ -315,11 +316,11 @@ def _teacher(kappa_star, teacher_spectrum) -> _Teacher:
         raise ValueError(f"teacher_spectrum: give exactly one of kappa_star and teacher_spectrum (got {got})")
     if kappa_star is not None:
         k = positive("kappa_star", kappa_star)
-        return _Teacher(lambda d2: _Law.of(k, d2), 1.0 + k, f"κ* = {k:g}")
+        return _Teacher(lambda d2: _Law.of(k, d2), 1.0 + k, f"κ* = {k:g}", _wishart_batch._wishart_moments(k))
     spec = fc.DiscreteSpectrum.of(teacher_spectrum, "teacher_spectrum")
     positive("teacher_spectrum", spec.s[0], allow_zero=True)  # S* ⪰ 0: its smallest eigenvalue
     return _Teacher(lambda d2: _SpectrumLaw.of(spec, d2), spec.second_moment,
-                    f"a teacher spectrum of {len(spec.s)} atoms")
+                    f"a teacher spectrum of {len(spec.s)} atoms", _wishart_batch.spectrum_moments(spec))
 
 
 def _secant(r, x0: float, tol: float, max_iter: int = 30) -> tuple[float, bool]:
@@ -400,9 +401,9 @@ def predict(alpha, kappa_star: float | None = None, lam: float | None = None, no
     mse, D, rank, trace = (np.empty_like(flat) for _ in range(4))
     d2s, ths = np.empty_like(flat), np.empty_like(flat)
     done = np.zeros(len(flat), bool)
-    if kappa_star is not None:  # the whole grid at once (:mod:`._wishart_batch`); what it leaves, one at a time
-        d2s[:], ths[:], o, done = _wishart_batch.solve(flat, float(kappa_star), lam, noise)
-        mse[:], D[:], rank[:], trace[:] = o["mse"], o["D"], o["rank_fraction"], o["trace"]
+    # the whole grid at once (:mod:`._wishart_batch`); what it leaves, one at a time
+    d2s[:], ths[:], o, done = _wishart_batch.solve_law(flat, teacher.moments, teacher.Q0, lam, noise)
+    mse[:], D[:], rank[:], trace[:] = o["mse"], o["D"], o["rank_fraction"], o["trace"]
     start = None
     for i in np.argsort(flat):
         if done[i]:
