@@ -12,9 +12,12 @@ serves every α:
 
       R₁ = log T − log δ²,  T = (2·MSE + Δ)/(4α),        R₂ = log(2θ(2α − D)/λ),
 
-  with the θ-column of the Jacobian exact (d/dθ of the order parameters at fixed δ²: dq/dθ = −2∫g, dm/dθ =
-  −∫(x − 2δ²h)1{x>θ}, dD/dθ = −2∫h1{x>θ}, the boundary terms vanish since g(θ) = 0) and the δ²-column by a forward
-  difference (one more pass), steps halved until ‖R‖ decreases.
+  with the Jacobian exact: the θ-column from d/dθ of the order parameters at fixed δ² (dq/dθ = −2∫g, dm/dθ =
+  −∫(x − 2δ²h)1{x>θ}, dD/dθ = −2∫h1{x>θ}, the boundary terms vanish since g(θ) = 0), the δ²-column from ∂G/∂δ² at
+  each node (implicit differentiation of the cubic); steps halved until ‖R‖ decreases.
+
+The same iteration serves a teacher given by its eigenvalues (:func:`spectrum_moments`: the integrals by contour
+integration, :func:`.free_convolution.moments_above`), so that any teacher's α grid is one batch.
 
 α points where this does not reach ``tol`` (or the support is not two or four real roots) are returned as not done,
 for the caller's one-at-a-time solver.
@@ -136,14 +139,18 @@ def _panels(lo: np.ndarray, hi: np.ndarray, dip: np.ndarray, delta2: np.ndarray,
 def _moments(kappa: float, delta2: np.ndarray, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
              dip: np.ndarray) -> dict:
     """Per-α sums over the support (``mass``) and over [θ, ∞) (the rest) of the quadrature weights times 1, g, g²,
-    g·x, g·h, h and x (g = x − θ): everything the residuals and their θ-derivatives need."""
+    g·x, g·h, h and x (g = x − θ): everything the residuals and their θ-derivatives need; and the δ²-derivatives at
+    fixed θ of the sums of g², g·x and g·h (``dt_g2``, ``dt_gx``, ``dt_gh``): ∂G/∂δ² = −P_δ²/P_G at each node for the
+    cubic P(G) = aG³ + bG² + cG + 1 of :func:`stieltjes` (P_δ² = −G³/√κ* + G², P_G = 3aG² + 2bG + c), with ρ_Y = −Im G/π
+    and h = Re G (the support's ends, where ρ_Y = 0, and the panels' inner cuts add no boundary terms)."""
     A = len(delta2)
     owner, a, b, up = _panels(lo, hi, dip, delta2, theta)
     c, r = 0.5 * (a + b), 0.5 * (b - a)
     x = c[:, None] - r[:, None] * _COS
     d2 = np.broadcast_to(delta2[owner][:, None], x.shape)
     G = stieltjes(x, kappa, d2)
-    w = _WT * r[:, None] * _SIN * np.abs(G.imag) / math.pi
+    jac = _WT * r[:, None] * _SIN / math.pi
+    w = jac * np.abs(G.imag)
     h = G.real
 
     def per_alpha(v: np.ndarray, mask=None) -> np.ndarray:
@@ -155,6 +162,15 @@ def _moments(kappa: float, delta2: np.ndarray, theta: np.ndarray, lo: np.ndarray
     for key, f in (("w", w), ("g", w * g), ("g2", w * g * g), ("gx", w * g * x), ("gh", w * g * h), ("h", w * h),
                    ("x", w * x)):
         out[key] = per_alpha(f, up)
+    sk = math.sqrt(kappa)
+    xu, Gu, gu, wu, hu, ju = x[up], G[up], g[up], w[up], h[up], jac[up]
+    d2u = d2[up]
+    PG = (3 * (-d2u / sk) * Gu + 2 * (xu / sk + d2u)) * Gu - (xu + (1 - kappa) / sk)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dG = np.nan_to_num(-(Gu * Gu * (1 - Gu / sk)) / PG)
+    dw = -ju * dG.imag  # ∂ρ_Y/∂δ² times the node weight (Im G ≤ 0 on the support)
+    for key, f in (("dt_g2", dw * gu * gu), ("dt_gx", dw * gu * xu), ("dt_gh", gu * (dw * hu + wu * dG.real))):
+        out[key] = np.bincount(owner[up], weights=f.sum(1), minlength=A)
     return out
 
 
@@ -184,8 +200,8 @@ def spectrum_moments(spec):
 
 
 def _state(moments, alpha, lam, noise, Q0, u):
-    """Residuals R (A, 2), the Jacobian's θ-column dR/d(log θ) (A, 2) and, where ``moments`` gives δ²-derivatives,
-    its δ²-column dR/d(log δ²) (else None), and the order parameters at u = (log δ², log θ)."""
+    """Residuals R (A, 2), the Jacobian's columns dR/d(log θ) and dR/d(log δ²) (A, 2 each), the order parameters
+    and ``ok`` at u = (log δ², log θ)."""
     delta2, theta = np.exp(u[:, 0]), np.exp(u[:, 1])
     M, ok = moments(delta2, theta)
     mass = np.where(M["mass"] > 0, M["mass"], 1.0)
@@ -193,18 +209,17 @@ def _state(moments, alpha, lam, noise, Q0, u):
     mse = Q0 - 2 * m + q
     T = (2 * mse + noise) / (4 * alpha)
     F = 2 * theta * (2 * alpha - D)
-    J_delta = None
     with np.errstate(invalid="ignore", divide="ignore"):
         R = np.stack([np.log(T) - u[:, 0], np.log(F / lam)], 1)
         dq, dm, dD = -2 * M["g"] / mass, -(M["x"] - 2 * delta2 * M["h"]) / mass, -2 * M["h"] / mass
         dT = 2 * (-2 * dm + dq) / (4 * alpha)
         dF = 2 * (2 * alpha - D) - 2 * theta * dD
         J_theta = np.stack([dT / T, dF / F], 1) * theta[:, None]
-        if "dt_g2" in M:  # d/dδ² at fixed θ: m = gx − 2δ²·gh, so dm = d(gx) − 2gh − 2δ² d(gh)
-            tq, tD = M["dt_g2"], 2 * M["dt_gh"]
-            tm = M["dt_gx"] - 2 * M["gh"] - 2 * delta2 * M["dt_gh"]
-            tT = 2 * (-2 * tm + tq) / (4 * alpha)
-            J_delta = np.stack([delta2 * tT / T - 1.0, -delta2 * tD / (2 * alpha - D)], 1)
+        # d/dδ² at fixed θ (the mass is 1 at every δ²): m = gx − 2δ²·gh, so dm = d(gx) − 2gh − 2δ²·d(gh)
+        tq, tD = M["dt_g2"] / mass, 2 * M["dt_gh"] / mass
+        tm = (M["dt_gx"] - 2 * M["gh"] - 2 * delta2 * M["dt_gh"]) / mass
+        tT = 2 * (-2 * tm + tq) / (4 * alpha)
+        J_delta = np.stack([delta2 * tT / T - 1.0, -delta2 * tD / (2 * alpha - D)], 1)
     ok &= np.isfinite(R).all(1) & (T > 0) & (F > 0)
     order = {"mse": mse, "D": D, "rank_fraction": M["w"] / mass, "trace": M["g"] / mass}
     return R, J_theta, J_delta, order, ok
@@ -221,22 +236,15 @@ def _newton(alpha: np.ndarray, moments, lam: float, noise: float, Q0: float, u: 
             break
         u[bad, 1] += math.log(2.0)
         Rb, Jb, Jdb, ob, okb = _state(moments, alpha[bad], lam, noise, Q0, u[bad])
-        R[bad], Jt[bad], ok[bad] = Rb, Jb, okb
-        if Jd is not None:
-            Jd[bad] = Jdb
+        R[bad], Jt[bad], Jd[bad], ok[bad] = Rb, Jb, Jdb, okb
         for key in order:
             order[key][bad] = ob[key]
-    h = 1e-7
     live = ok & (np.abs(R).max(1) > tol)
     for _ in range(max_iter):
         if not live.any():
             break
         idx = np.nonzero(live)[0]
-        if Jd is None:  # the δ²-column by a forward difference (one more pass)
-            Jd_idx = (_state(moments, alpha[idx], lam, noise, Q0, u[idx] + [h, 0.0])[0] - R[idx]) / h
-        else:
-            Jd_idx = Jd[idx]
-        J = np.stack([Jd_idx, Jt[idx]], 2)  # (k, 2, 2): columns d/d(log δ²), d/d(log θ)
+        J = np.stack([Jd[idx], Jt[idx]], 2)  # (k, 2, 2): columns d/d(log δ²), d/d(log θ)
         det = J[:, 0, 0] * J[:, 1, 1] - J[:, 0, 1] * J[:, 1, 0]
         det = np.where(det != 0, det, 1e-300)
         step = -np.stack([J[:, 1, 1] * R[idx, 0] - J[:, 0, 1] * R[idx, 1],
@@ -251,9 +259,7 @@ def _newton(alpha: np.ndarray, moments, lam: float, noise: float, Q0: float, u: 
             Rn, Jn, Jdn, on, okn = _state(moments, alpha[k], lam, noise, Q0, trial)
             better = okn & (np.abs(Rn).max(1) < norm0[pending])
             acc = k[better]
-            u[acc], R[acc], Jt[acc] = trial[better], Rn[better], Jn[better]
-            if Jd is not None:
-                Jd[acc] = Jdn[better]
+            u[acc], R[acc], Jt[acc], Jd[acc] = trial[better], Rn[better], Jn[better], Jdn[better]
             for key in order:
                 order[key][acc] = on[key][better]
             still = np.nonzero(pending)[0][~better]
