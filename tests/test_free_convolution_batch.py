@@ -77,23 +77,27 @@ def test_delta2_derivatives_against_central_differences(teacher):
         np.testing.assert_allclose(M["dt_" + k], fd, atol=1e-6 * np.abs(fd).max(), err_msg=k)
 
 
-def test_spectrum_grid_equals_one_at_a_time(fine_panels):
-    """100 α of a 400-atom power law in one batch (every point converged) equal the one-α-at-a-time solver on the
-    refined real-line panels at three α to 1e-8 relative (δ², θ, MSE; measured ≤ 2e-10) and 1e-10 absolute (rank
-    fraction); and in few passes: at most 6 evaluations per α."""
-    alphas = np.geomspace(0.2, 3.0, 100)
-    teacher = qe._teacher(None, POWER)
-    calls = []
+def count_evaluations(monkeypatch) -> list[int]:
+    """Record the number of α points of every evaluation of the whole-grid solver's residuals (``_state``)."""
+    calls: list[int] = []
     orig = wb._state
 
     def counting(moments, alpha, *args):
         calls.append(len(alpha))
         return orig(moments, alpha, *args)
-    wb._state = counting
-    try:
-        d2, th, order, done = wb.solve_law(alphas, teacher.moments, teacher.Q0, 0.1, 0.1)
-    finally:
-        wb._state = orig
+    monkeypatch.setattr(wb, "_state", counting)
+    return calls
+
+
+def test_spectrum_grid_equals_one_at_a_time(fine_panels, monkeypatch):
+    """100 α of a 400-atom power law in one batch (every point converged) equal the one-α-at-a-time solver on the
+    refined real-line panels at three α to 1e-8 relative (δ², θ, MSE; measured ≤ 2e-10) and 1e-10 absolute (rank
+    fraction); and in few passes: at most 6 evaluations per α."""
+    alphas = np.geomspace(0.2, 3.0, 100)
+    teacher = qe._teacher(None, POWER)
+    calls = count_evaluations(monkeypatch)
+    d2, th, order, done = wb.solve_law(alphas, teacher.moments, teacher.Q0, 0.1, 0.1)
+    monkeypatch.undo()
     assert done.all() and sum(calls) <= 6 * len(alphas)
     for i in (0, 50, 99):
         d2_1, th_1, op = qe._solve_one(float(alphas[i]), teacher, 0.1, 0.1, float(d2[i]))

@@ -28,8 +28,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 
-_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(96)  # per panel, as in .quadratic_erm
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(64)  # per panel, as in .quadratic_erm
 _T = 0.5 * math.pi * (_NODES + 1)
 _WT = 0.5 * math.pi * _WEIGHTS
 _COS, _SIN = np.cos(_T), np.sin(_T)
@@ -305,7 +306,7 @@ def solve_law(alpha: np.ndarray, moments, Q0: float, lam: float, noise: float, t
         if dc.sum() >= 2:
             lc, ucd = la[coarse][dc], uc[dc]
             o = np.argsort(lc)
-            u = np.stack([np.interp(la, lc[o], ucd[o, j]) for j in range(2)], 1)
+            u = CubicSpline(lc[o], ucd[o])(la) if len(lc) >= 4 else np.stack([np.interp(la, lc[o], ucd[o, j]) for j in range(2)], 1)
             u[np.nonzero(coarse)[0][dc]] = ucd
     u, order, done = _newton(alpha, moments, lam, noise, Q0, u, tol, max_iter)
     while done.any() and not done.all():
