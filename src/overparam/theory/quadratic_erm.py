@@ -385,9 +385,10 @@ def _solve_one(alpha: float, teacher: _Teacher, lam: float, noise: float, start:
 @validate_params({"alpha": Array(elements=POSITIVE, to="numpy")})
 def predict(alpha, kappa_star: float | None = None, lam: float | None = None, noise: float | None = None,
             teacher_spectrum=None) -> Prediction:
-    """Asymptotic errors of ERM (module docstring), vectorized over ``alpha`` (for the Wishart teacher the whole grid
-    at once by a joint Newton iteration, :mod:`._wishart_batch`; points it leaves, and any other teacher, one α at a
-    time in increasing α with warm starts), for the Wishart teacher of width κ*d (``kappa_star``) or any teacher given by the eigenvalues of S*
+    """Asymptotic errors of ERM (module docstring), vectorized over ``alpha`` (the whole grid at once by a joint
+    Newton iteration, :mod:`._wishart_batch`, for a teacher spectrum on contour integrals, (S6)–(S8) of
+    :mod:`.free_convolution`; points it leaves one α at a time in increasing α with warm starts), for the Wishart
+    teacher of width κ*d (``kappa_star``) or any teacher given by the eigenvalues of S*
     (``teacher_spectrum``, array or tensor, in the problem's normalization: for the Wishart teacher those of
     W*ᵀW*/√(m* d); Q0 = ∫ s² dρ_{S*}; ρ_Y by subordination, :mod:`.free_convolution`). Exactly one of the two.
     ``ValueError`` naming the parameter for α ≤ 0, κ* ≤ 0, λ ≤ 0, Δ < 0, a negative/NaN eigenvalue or an empty
