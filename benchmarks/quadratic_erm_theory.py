@@ -10,6 +10,15 @@ Jacobian column; a teacher spectrum one α at a time on real-line u-panels) is r
 power law on its first ``--n-alpha-before`` α of an evenly thinned grid, once (about 3 s of CPU per α), its 100-α
 time extrapolated from the time per α.
 
+Where the time went (cProfile, 100 α, λ = Δ = 0.1). Before: the Wishart grid took 659 α-evaluations of the residuals
+(6.6 passes: the finite-difference δ²-column cost one pass in two), 60 % of the time in the cubic's closed-form roots
+at ~1000 real-line nodes per α; a spectrum took ~11 evaluations of T(δ²) per α (276 at α = 0.2, where the secant
+fell back to the damped iteration), each building u-panels (Newton for v(u) at ~1200 nodes × 400 atoms) and cutting
+~5 panels at θ (scalar Newton for ψ⁻¹(θ)), plus 0.3 s per call for the gaps' minima of f(u). Now: the Wishart grid 327
+evaluations (exact Jacobian, cubic-spline starts, 64 nodes per panel), the cubic's roots still half the time; the
+spectrum grid ~305 evaluations of 61 contour nodes per α, 76 % in the Newton steps on ω + tG_S(ω) = z (A × 400
+complex reciprocals per step), the gaps' minima no longer computed.
+
     OMP_NUM_THREADS=1 python benchmarks/quadratic_erm_theory.py [--n-alpha 100] [--atoms 400] [--n-alpha-before 5]
 """
 
