@@ -30,6 +30,8 @@ import math
 import numpy as np
 from scipy.interpolate import CubicSpline
 
+from . import free_convolution as fc
+
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(64)  # per panel, as in .quadratic_erm
 _T = 0.5 * math.pi * (_NODES + 1)
 _WT = 0.5 * math.pi * _WEIGHTS
@@ -190,8 +192,6 @@ def spectrum_moments(spec):
     """``moments(δ², θ) -> (sums, ok)`` of a teacher given by its eigenvalues (``free_convolution.DiscreteSpectrum``):
     the integrals above θ of :func:`.free_convolution.moments_above` (exact total mass 1) arranged as :func:`_moments`'
     sums, with their δ²-derivatives (``dt_g2``, ``dt_gx``, ``dt_gh``) for an exact Jacobian."""
-    from . import free_convolution as fc
-
     def moments(delta2: np.ndarray, theta: np.ndarray) -> tuple[dict, np.ndarray]:
         M, ok = fc.moments_above(spec, delta2, theta)
         A0, A1, A2, H0, H1 = (M[k] for k in ("A0", "A1", "A2", "H0", "H1"))
