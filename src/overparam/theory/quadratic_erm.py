@@ -53,7 +53,8 @@ from ..validation import POSITIVE, Array, validate_params, positive
 from . import _wishart_batch
 from . import free_convolution as fc
 
-_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(96)  # per panel
+# per panel; 64 nodes (96 before: 100-α curves at four (κ*, λ, Δ) move by ≤ 1e-10 relative, the nodes cost a third less)
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(64)
 
 
 # --- the spectrum of Y = S* + δZ ---------------------------------------------------------------------------------
@@ -306,6 +307,7 @@ class _Teacher:
     law_of: object  # callable δ² → _Law | _SpectrumLaw
     Q0: float
     label: str
+    moments: object  # callable (δ², θ) arrays → (sums, ok), for the whole-grid solver (:mod:`._wishart_batch`)
 
 
 def _teacher(kappa_star, teacher_spectrum) -> _Teacher:
@@ -315,11 +317,11 @@ def _teacher(kappa_star, teacher_spectrum) -> _Teacher:
         raise ValueError(f"teacher_spectrum: give exactly one of kappa_star and teacher_spectrum (got {got})")
     if kappa_star is not None:
         k = positive("kappa_star", kappa_star)
-        return _Teacher(lambda d2: _Law.of(k, d2), 1.0 + k, f"κ* = {k:g}")
+        return _Teacher(lambda d2: _Law.of(k, d2), 1.0 + k, f"κ* = {k:g}", _wishart_batch._wishart_moments(k))
     spec = fc.DiscreteSpectrum.of(teacher_spectrum, "teacher_spectrum")
     positive("teacher_spectrum", spec.s[0], allow_zero=True)  # S* ⪰ 0: its smallest eigenvalue
     return _Teacher(lambda d2: _SpectrumLaw.of(spec, d2), spec.second_moment,
-                    f"a teacher spectrum of {len(spec.s)} atoms")
+                    f"a teacher spectrum of {len(spec.s)} atoms", _wishart_batch.spectrum_moments(spec))
 
 
 def _secant(r, x0: float, tol: float, max_iter: int = 30) -> tuple[float, bool]:
@@ -383,9 +385,10 @@ def _solve_one(alpha: float, teacher: _Teacher, lam: float, noise: float, start:
 @validate_params({"alpha": Array(elements=POSITIVE, to="numpy")})
 def predict(alpha, kappa_star: float | None = None, lam: float | None = None, noise: float | None = None,
             teacher_spectrum=None) -> Prediction:
-    """Asymptotic errors of ERM (module docstring), vectorized over ``alpha`` (for the Wishart teacher the whole grid
-    at once by a joint Newton iteration, :mod:`._wishart_batch`; points it leaves, and any other teacher, one α at a
-    time in increasing α with warm starts), for the Wishart teacher of width κ*d (``kappa_star``) or any teacher given by the eigenvalues of S*
+    """Asymptotic errors of ERM (module docstring), vectorized over ``alpha`` (the whole grid at once by a joint
+    Newton iteration, :mod:`._wishart_batch`, for a teacher spectrum on contour integrals, (S6)–(S8) of
+    :mod:`.free_convolution`; points it leaves one α at a time in increasing α with warm starts), for the Wishart
+    teacher of width κ*d (``kappa_star``) or any teacher given by the eigenvalues of S*
     (``teacher_spectrum``, array or tensor, in the problem's normalization: for the Wishart teacher those of
     W*ᵀW*/√(m* d); Q0 = ∫ s² dρ_{S*}; ρ_Y by subordination, :mod:`.free_convolution`). Exactly one of the two.
     ``ValueError`` naming the parameter for α ≤ 0, κ* ≤ 0, λ ≤ 0, Δ < 0, a negative/NaN eigenvalue or an empty
@@ -400,9 +403,9 @@ def predict(alpha, kappa_star: float | None = None, lam: float | None = None, no
     mse, D, rank, trace = (np.empty_like(flat) for _ in range(4))
     d2s, ths = np.empty_like(flat), np.empty_like(flat)
     done = np.zeros(len(flat), bool)
-    if kappa_star is not None:  # the whole grid at once (:mod:`._wishart_batch`); what it leaves, one at a time
-        d2s[:], ths[:], o, done = _wishart_batch.solve(flat, float(kappa_star), lam, noise)
-        mse[:], D[:], rank[:], trace[:] = o["mse"], o["D"], o["rank_fraction"], o["trace"]
+    # the whole grid at once (:mod:`._wishart_batch`); what it leaves, one at a time
+    d2s[:], ths[:], o, done = _wishart_batch.solve_law(flat, teacher.moments, teacher.Q0, lam, noise)
+    mse[:], D[:], rank[:], trace[:] = o["mse"], o["D"], o["rank_fraction"], o["trace"]
     start = None
     for i in np.argsort(flat):
         if done[i]:
