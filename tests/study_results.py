@@ -38,12 +38,13 @@ def load(study: str, scale: str = "quick") -> pd.DataFrame:
 
 def record(study: str, out: Path, scale: str = "quick") -> Path:
     """Write the done rows of ``study``'s sweep at ``scale`` in the store under ``out`` to ``tests/data``."""
-    from overparam.pipeline import STORE_NAME, study_results
+    from overparam.pipeline import STORE_NAME, _on_device, resolve, study_results
     from overparam.studies import get
     from overparam.sweep.store import Store
 
+    st, points, _ = resolve(get(study), scale)
     with Store(out / STORE_NAME) as store:
-        df = study_results(store, get(study), scale, "cpu")
+        df = study_results(store, st, _on_device(st, points, "cpu"))
     df = df[df["status"] == "done"].drop(columns=["status", "error", "duration_s", "host", "versions", "finished_at",
                                                   "key"], errors="ignore")
     DATA.mkdir(exist_ok=True)
