@@ -43,7 +43,7 @@ def test_min_trace_interpolation_against_cvxpy(design, noise):
     cons = [B @ cp.multiply(S[iu], scale) == prob.y.numpy()]
     cp.Problem(cp.Minimize(cp.trace(S)), cons).solve(solver=cp.SCS, eps=1e-11, max_iters=500000)
     assert float(torch.trace(res.x)) == pytest.approx(float(np.trace(S.value)), rel=1e-6)
-    if design == "goe":  # a generic design has one minimizer; the features xxᵀ − I of this tiny draw have a face
+    if design == "goe":  # one minimizer; for the features xxᵀ − I of this tiny draw only the optimal value agrees
         assert np.abs(res.x.numpy() - S.value).max() < 1e-4
     # the certificate: feasible, PSD, dual nearly feasible, gap closed
     assert res.history["infeasibility"][-1] <= 1e-8 and res.history["dual_infeasibility"][-1] <= 1e-8

@@ -8,8 +8,9 @@ svec coordinates of symmetric d × d matrices, s = (S_ii, √2·S_ij for i < j) 
 **ADMM** (scaled form, Boyd et al. 2011, §5) on the split S = Z, S in the affine set {B s = y}, Z ⪰ 0:
 
     s⁺ = Π_aff(z − u − c/ρ),   Π_aff(v) = v − Bᵀ(BBᵀ)⁻¹(Bv − y) = (I − QQᵀ)v + Q R⁻ᵀ y   (Bᵀ = QR),
-    z⁺ = Π_⪰0(s⁺ + u)          (eigenvalues clipped at 0),
-    u⁺ = u + s⁺ − z⁺,
+    ŝ = a·s⁺ + (1 − a)·z       (over-relaxation, a = 1.6; §3.4.3),
+    z⁺ = Π_⪰0(ŝ + u)           (eigenvalues clipped at 0),
+    u⁺ = u + ŝ − z⁺,
 
 c = svec(I) (so Tr S = cᵀs), ρ balanced so that the primal residual ‖s − z‖ and the dual residual ρ‖z⁺ − z‖ stay
 within a factor 10 of each other (u rescaled with it). One iteration: 2·n·p multiply-adds and one d × d eigh.
@@ -29,15 +30,17 @@ solution that is the unique minimizer with k measurements stays feasible and min
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 import torch
 
-from ..validation import finite_array, positive, positive_int
+from ..validation import finite_array, in_range, positive, positive_int
 from .result import SolverResult
 
 
+@functools.lru_cache(maxsize=16)
 def svec_index(d: int, device: Any = "cpu", dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     """(upper-triangle indices (2, p) in ``torch.triu_indices`` order, scale (p,): 1 on the diagonal, √2 off it)."""
     iu = torch.triu_indices(d, d, device=device)
@@ -48,13 +51,13 @@ def svec_index(d: int, device: Any = "cpu", dtype: torch.dtype = torch.float64) 
 
 def svec(S: torch.Tensor) -> torch.Tensor:
     """(S_ii, √2 S_ij for i < j) of the symmetric part of S (d, d), shape (d(d+1)/2,): ‖svec S‖ = ‖S‖_F."""
-    iu, scale = svec_index(S.shape[0], S.device, S.dtype)
+    iu, scale = svec_index(S.shape[0], str(S.device), S.dtype)
     return 0.5 * (S + S.T)[iu[0], iu[1]] * scale
 
 
 def smat(s: torch.Tensor, d: int) -> torch.Tensor:
     """The inverse of :func:`svec`: the symmetric (d, d) matrix with svec s."""
-    iu, scale = svec_index(d, s.device, s.dtype)
+    iu, scale = svec_index(d, str(s.device), s.dtype)
     M = torch.zeros(d, d, dtype=s.dtype, device=s.device)
     M[iu[0], iu[1]] = s / scale
     return M + M.T - torch.diag(torch.diagonal(M))
@@ -70,7 +73,7 @@ def design_matrix(op: Any) -> torch.Tensor:
         return op.Zu * op.w.sqrt()
     d = op.n1
     A = op.dense().reshape(-1, d, d)
-    iu, scale = svec_index(d, A.device, A.dtype)
+    iu, scale = svec_index(d, str(A.device), A.dtype)
     return (0.5 * (A + A.transpose(1, 2)))[:, iu[0], iu[1]] * scale
 
 
@@ -102,13 +105,17 @@ class TraceInterpolator:
         self.B = B
         self.Q, self.R = torch.linalg.qr(B.T)  # (p, n), (n, n)
         self.c = svec(torch.eye(self.d, dtype=B.dtype, device=B.device))
+        self.state: tuple[torch.Tensor, torch.Tensor, float] | None = None  # (z, u, ρ) of the last solve
 
     def solve(self, y: torch.Tensor, k: int | None = None, *, tol: float = 1e-7, max_iter: int = 20000,
-              rho: float | None = None, check_every: int = 10, S0: torch.Tensor | None = None) -> SolverResult:
+              rho: float | None = None, check_every: int = 10, warm_start: bool = False,
+              relax: float = 1.6) -> SolverResult:
         """ADMM on the first ``k`` measurements (default all): ``x`` the PSD iterate Z (d, d); history ``step``,
         ``primal`` (‖s − z‖/max(‖s‖, 1e-300)), ``dual`` (ρ‖Δz‖/‖ρu‖), ``rho``, ``trace``; ``status`` 'converged'
         when the certificate (module docstring) is within ``tol``; the certificate's numbers in ``history``:
-        ``infeasibility``, ``dual_infeasibility``, ``gap`` (relative), ``dual_value``."""
+        ``infeasibility``, ``dual_infeasibility``, ``gap`` (relative), ``dual_value``. ``warm_start``: start from
+        the previous solve's (z, u, ρ) (another k of the same design: the bisection's neighbours share most of their
+        solution); ``relax`` the over-relaxation a ∈ (0, 2)."""
         finite_array("y", y)
         tol = positive("tol", tol)
         max_iter = positive_int("max_iter", max_iter)
@@ -117,17 +124,21 @@ class TraceInterpolator:
             raise ValueError(f"y: must have k = {k} ≤ {self.B.shape[0]} entries (got {y.shape[0]})")
         Q, R = self.Q[:, :k], self.R[:k, :k]
         s0 = Q @ torch.linalg.solve_triangular(R.T, y[:, None], upper=False)[:, 0]  # least-norm solution of Bs = y
-        z = s0.clone() if S0 is None else svec(S0)
-        u = torch.zeros_like(z)
-        rho = float(rho) if rho is not None else float(self.c.norm() / max(float(s0.norm()), 1e-300))
+        relax = in_range("relax", relax, 0.0, 2.0, closed="neither")
+        if warm_start and self.state is not None:
+            z, u, rho = self.state
+        else:
+            z, u = s0.clone(), torch.zeros_like(s0)
+            rho = float(rho) if rho is not None else float(self.c.norm() / max(float(s0.norm()), 1e-300))
         hist: dict[str, list[float]] = {k_: [] for k_ in ("step", "primal", "dual", "rho", "trace")}
         status, message, it, rank = "max_steps", f"reached max_iter = {max_iter}", 0, 0
         for it in range(1, max_iter + 1):
             v = z - u - self.c / rho
             s = v - Q @ (Q.T @ v) + s0
             z_old = z
-            z, rank = _psd_project(s + u, self.d)
-            u = u + s - z
+            s_hat = relax * s + (1.0 - relax) * z_old
+            z, rank = _psd_project(s_hat + u, self.d)
+            u = u + s_hat - z
             if it % check_every:
                 continue
             r_p = float((s - z).norm()) / max(float(z.norm()), 1e-300)
@@ -149,6 +160,7 @@ class TraceInterpolator:
             elif r_d > 10 * r_p:
                 rho, u = 0.5 * rho, 2.0 * u
         hist["rank"] = [rank]
+        self.state = (z, u, rho)
         return SolverResult(smat(z, self.d), hist, status, it, message)
 
     def certificate(self, y: torch.Tensor, Q: torch.Tensor, R: torch.Tensor, z: torch.Tensor, v: torch.Tensor,
@@ -174,14 +186,17 @@ def min_trace_interpolation(op: Any, y: torch.Tensor, *, tol: float = 1e-7, max_
 
 
 def recovery_threshold(interp: TraceInterpolator, y: torch.Tensor, S_star: torch.Tensor, rtol: float = 1e-3,
-                       **solve_kw: Any) -> dict[str, Any]:
+                       resolution: int = 1, **solve_kw: Any) -> dict[str, Any]:
     """The smallest number k of leading measurements whose minimum-trace interpolator recovers ``S_star``
     (‖Ŝ_k − S*‖_F/‖S*‖_F ≤ ``rtol``), by bisection on k over [0, p]: k = 0 fails (S* ≠ 0) and k = p succeeds
     without a solve (a nonsingular square design leaves S* alone in the affine set). Exact for noiseless labels
-    y = 𝒜S* of a nested design, where success is monotone in k (module docstring): ⌈log₂ p⌉ solves.
+    y = 𝒜S* of a nested design, where success is monotone in k (module docstring): ⌈log₂(p/resolution)⌉ solves,
+    stopping once the bracket [k_fail, k_success] is at most ``resolution`` wide; each solve starts from the last
+    one's ADMM state.
 
     y: (p,) or longer labels of the design behind ``interp``; ``solve_kw`` go to :meth:`TraceInterpolator.solve`.
-    Returns ``k_fail`` (largest failing k), ``k_success`` (= k_fail + 1), ``solves``, ``unconverged`` (solves
+    Returns ``k_fail`` (largest k known to fail), ``k_success`` (smallest k known to succeed), ``solves``,
+    ``unconverged`` (solves
     whose certificate missed the tolerance; their verdict on success is still used), ``steps`` (ADMM iterations in
     all) and ``error_fail``/``error_success`` (relative errors at the bracket's ends, NaN where not solved)."""
     rtol = positive("rtol", rtol)
@@ -192,9 +207,10 @@ def recovery_threshold(interp: TraceInterpolator, y: torch.Tensor, S_star: torch
     errors = {0: math.nan, p: math.nan}
     solves = unconverged = steps = 0
     norm = float(S_star.norm())
-    while hi - lo > 1:
+    resolution = positive_int("resolution", resolution)
+    while hi - lo > resolution:
         k = (lo + hi) // 2
-        res = interp.solve(y[:k], k, **solve_kw)
+        res = interp.solve(y[:k], k, warm_start=solves > 0, **solve_kw)
         solves, steps = solves + 1, steps + res.steps
         unconverged += not res.converged
         errors[k] = float((res.x - S_star).norm()) / norm
