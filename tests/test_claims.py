@@ -50,6 +50,9 @@ def test_unconverged_points_are_excluded_and_counted_and_too_many_fail():
     status = ["converged"] * 15 + ["max_steps"] * 5
     v = judge("s", _claim(converged=("solver_status",)), _table(x, status), theory=1.0)
     assert v.status == "fail" and "too many unconverged points: 5 of 20" in v.detail
+    status = ["converged"] * 15 + [None] * 5  # rows of another part, without this solver: kept, not counted
+    v = judge("s", _claim(converged=("solver_status",)), _table(x[:19].tolist() + [1.0], status), theory=1.0)
+    assert v.status == "pass" and v.n == 20 and "excluded" not in v.detail
 
 
 def test_not_judged_for_a_single_seed_the_test_scale_or_no_data():

@@ -216,7 +216,8 @@ def test_study_at_test_scale(tmp_path):
     out = reproduce(["nuclear-route"], "test", tmp_path, SerialExecutor(), quiet=True)
     assert all(v.passed for v in out.verdicts), [v for v in out.verdicts if not v.passed]
     for name in ("errors_vs_alpha", "rank_fraction_vs_alpha", "recovery", "thresholds", "equivalence",
-                 "powerlaw_teacher", "powerlaw_learned_spectrum"):
+                 "powerlaw_teacher", "powerlaw_learned_spectrum", "threshold_bisection", "interpolator",
+                 "real_features_finite_size", "tuned_lambda"):
         assert (tmp_path / "figures" / "nuclear-route" / f"{name}.png").is_file()
 
 
@@ -313,3 +314,69 @@ def test_shifted_learned_spectrum_cdf_fails(shift):
         def learned_spectrum_cdf(x, alpha, kappa_star, lam, noise, teacher_spectrum=None):
             return QuadraticERMTheory.learned_spectrum_cdf(x, alpha, kappa_star, lam, noise, teacher_spectrum) + shift
     assert _claim(_verdicts(Perturbed), "learned spectrum with the power-law").status == "fail"
+
+
+# --- the paper's remaining claims: exact recovery threshold, noisy interpolator, real features ----------------------
+# perturbations the recorded quick run must reject; its tolerances at the quick scale (4 seeds at d = 20, 30, 40 for
+# the thresholds, 6 seeds at d = 30, 50 for the interpolator, 2 seeds at d = 80 for the real features):
+# α_PR at d = 40: 0.027 (κ* = 0.1, 17 %: |b|/d = 0.014 from a noisy slope), 0.019 (0.3), 0.012 (0.5); pooled d → ∞
+# intercept ratio 3.9 %; interpolator test error 8.5 % (its d = 30 → 50 shift, 5.6 %, dominates), rank 0.011;
+# real features: test 4.7 % (their measured |b|/80 = 4.4 %), training 1.3 %, rank fraction 0.005
+EXTRAP_FACTOR_LO, EXTRAP_FACTOR_HI = 0.95, 1.05
+IP_FACTOR, IP_SHIFT = 1.10, 0.02
+REAL_FACTOR, REAL_TRAIN_FACTOR, REAL_SHIFT = 1.07, 1.03, 0.01
+
+
+def _threshold_theory(factor):
+    from overparam.studies.nuclear_route import QuadraticERMTheory
+
+    class Perturbed(QuadraticERMTheory):
+        @staticmethod
+        def perfect_recovery_threshold(kappa_star):
+            return factor * QuadraticERMTheory.perfect_recovery_threshold(kappa_star)
+    return Perturbed
+
+
+@pytest.mark.parametrize("kappa,factor", [(0.1, 0.8), (0.1, 1.2), (0.3, 0.9), (0.3, 1.1), (0.5, 0.95), (0.5, 1.05)])
+def test_perturbed_recovery_threshold_fails_the_bisection_claims(kappa, factor):
+    vs = _verdicts(_threshold_theory(factor))
+    assert _claim(vs, f"α_PR(κ* = {kappa:g})").status == "fail"
+
+
+@pytest.mark.parametrize("factor", [EXTRAP_FACTOR_LO, EXTRAP_FACTOR_HI])
+def test_perturbed_recovery_threshold_fails_the_extrapolated_threshold(factor):
+    assert _claim(_verdicts(_threshold_theory(factor)), "α_PR(κ*) at κ*").status == "fail"
+
+
+@pytest.mark.parametrize("start,field,factor,shift", [
+    ("test error of the minimum-nuclear-norm interpolator", "test_error", IP_FACTOR, 0.0),
+    # the allowance scales with the theory (1/f): 0.9 leaves 0.090 against 0.095, 0.88 fails
+    ("test error of the minimum-nuclear-norm interpolator", "test_error", 0.88, 0.0),
+    ("rank fraction of the minimum-nuclear-norm interpolator", "rank_fraction", 1.0, IP_SHIFT),
+    ("rank fraction of the minimum-nuclear-norm interpolator", "rank_fraction", 1.0, -IP_SHIFT),
+])
+def test_perturbed_theory_fails_the_interpolator_claims(start, field, factor, shift):
+    assert _claim(_verdicts(_scaled(field, factor, shift)), start).status == "fail"
+
+
+@pytest.mark.parametrize("start,field,factor,shift", [
+    ("test error of the convex minimizer on the real quadratic features", "test_error", REAL_FACTOR, 0.0),
+    ("test error of the convex minimizer on the real quadratic features", "test_error", 2 - REAL_FACTOR, 0.0),
+    ("training error of the convex minimizer on the real quadratic features", "train_error", REAL_TRAIN_FACTOR, 0.0),
+    ("training error of the convex minimizer on the real quadratic features", "train_error", 2 - REAL_TRAIN_FACTOR,
+     0.0),
+    ("rank fraction of the convex minimizer on the real quadratic features", "rank_fraction", 1.0, REAL_SHIFT),
+    ("rank fraction of the convex minimizer on the real quadratic features", "rank_fraction", 1.0, -REAL_SHIFT),
+])
+def test_perturbed_theory_fails_the_real_feature_claims(start, field, factor, shift):
+    assert _claim(_verdicts(_scaled(field, factor, shift)), start).status == "fail"
+
+
+def test_theory_at_the_interpolators_lambda_is_its_zero_limit():
+    from overparam.studies.nuclear_route import INTERP_CONFIGS, INTERP_LAM
+    for kappa, noise in INTERP_CONFIGS:
+        a = np.array([0.1, 0.2])
+        p, p10 = predict(a, kappa, INTERP_LAM, noise), predict(a, kappa, 10 * INTERP_LAM, noise)
+        np.testing.assert_allclose(p.test_error, p10.test_error, rtol=2e-4)
+        np.testing.assert_allclose(p.rank_fraction, p10.rank_fraction, atol=2e-4)
+        assert np.all(p.train_error < 1e-6)  # an interpolator: the training error vanishes as λ → 0⁺

@@ -126,13 +126,14 @@ def margin_of(comparison: str, measured: float, predicted: float, tolerance: flo
 
 
 def exclude_unconverged(results: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, int]:
-    """Rows whose every status column in ``columns`` reads "converged", and how many rows were left out."""
+    """Rows whose every status column in ``columns`` reads "converged" or is empty (NaN: a row of a part whose run
+    has no such solver, seen by a claim that reads several parts), and how many rows were left out."""
     if not len(results) or not columns:
         return results, 0
     ok = np.ones(len(results), dtype=bool)
     for c in columns:
         if c in results:
-            ok &= (results[c] == CONVERGED).to_numpy()
+            ok &= ((results[c] == CONVERGED) | results[c].isna()).to_numpy()
     return results[ok], int((~ok).sum())
 
 

@@ -12,7 +12,13 @@ Parts of the sweep:
   GOE design) at two d (80 the largest at the quick scale): errors, rank fraction and the learned spectrum against the
   theory for that teacher's own eigenvalues (free convolution by subordination).
 - ``equivalence``: gradient descent on W of width m against the convex minimizer on the same data: it reaches the
-  convex objective once m reaches the convex minimizer's rank, and stays above it below.
+  convex objective once m reaches the convex minimizer's rank, and stays above it below; at one d a list of widths,
+  at further d and seeds the widths rank − 1, rank and rank + 1 of each draw's own minimizer.
+- ``threshold``: exact noiseless solves (min Tr S s.t. 𝒜S = y, S ⪰ 0; :mod:`overparam.solvers.nuclear_interp`) on a
+  nested GOE design, the smallest number of samples that recovers S* located by bisection, for κ* = 0.1, 0.3, 0.5 at
+  three d (40 the largest at the quick scale): the located α against α_PR(κ*).
+- ``interpolator``: the same solver on noisy labels, the minimum-nuclear-norm interpolator (λ → 0⁺) where one exists
+  (α below the interpolation threshold): test error and rank fraction against the theory's λ → 0⁺ limit.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from ..problems.quadratic_net import (CHUNK_BYTES, RANK_RTOL, make_problem, powe
                                       psd_rank)
 from ..report.figures import new_figure, plot_points, plot_theory
 from ..solvers.factorized import gram_factorized_gd
+from ..solvers.nuclear_interp import TraceInterpolator, min_trace_interpolation, recovery_threshold
 from ..theory import quadratic_erm
 from .base import Part, Study
 from .params import Param, per_scale
@@ -43,6 +50,12 @@ EQUIV = dict(kappa=0.5, lam=0.1, noise=0.1, alpha=1.0)
 POWERLAW = dict(gamma=1.5, q0=1.0, lam=0.1, noise=0.1)  # teacher eigenvalues ∝ j^−γ, ‖S*‖²_F/d = q0
 CONVEX_TOL = 1e-9  # relative duality gap at which the convex solve stops
 GD_GRAD_TOL = 1e-13  # ‖∇_W F‖ at which gradient descent on W stops
+THRESHOLD_KAPPAS = (0.1, 0.3, 0.5)  # κ* at which α_PR is located by exact noiseless solves
+SUCCESS_RTOL = 1e-3  # a noiseless solve recovers S* when ‖Ŝ − S*‖_F/‖S*‖_F ≤ this
+THRESHOLD_RESOLUTION = 0.004  # the bisection stops at a bracket this wide in α (⌊0.004·d²⌋ samples, at least 1)
+INTERP_TOL = 1e-7  # certificate tolerance of the minimum-trace interpolator (feasibility, dual feasibility, gap)
+INTERP_CONFIGS = [(0.5, 0.5), (0.3, 0.1)]  # (κ*, Δ) of the noisy minimum-nuclear-norm interpolator
+INTERP_LAM = 1e-5  # the λ at which the theory's λ → 0⁺ limit is read (test: it moves < 2e-4 relative from 1e-4)
 
 SCALES = {
     "test": dict(d_goe=20, d_real=24, alphas=[0.5, 1.0, 2.0], seeds=1, real_seeds=1, configs=CONFIGS,
@@ -58,6 +71,19 @@ SCALES = {
                   rec_alphas=[0.2, 0.25, 0.29, 0.31, 0.34, 0.36, 0.42, 0.5], rec_seeds=4, eq_d=40,
                   eq_ms=[5, 10, 20, 25, 30, 40, 80], eq_steps=200000, pl_ds=[60, 120], pl_alphas=[0.25, 0.5, 1.0, 2.0],
                   pl_seeds=4),
+}
+
+
+# sizes of the threshold, interpolator and extended equivalence parts and of the real features' finite-size rows
+EXTRA = {
+    "test": dict(thr_ds=[6, 10, 12], thr_seeds=1, thr_iters=5000, ip_ds=[10, 14], ip_alphas=[0.1, 0.2], ip_seeds=2, eq_more_ds=[8],
+                 eq_more_seeds=[301], eq_offsets=[-1, 0], fs_real_ds=[12, 16], fs_real_seeds=1),
+    "quick": dict(thr_ds=[20, 30, 40], thr_seeds=4, thr_iters=20000, ip_ds=[30, 50], ip_alphas=[0.1, 0.2], ip_seeds=6,
+                  eq_more_ds=[10, 14], eq_more_seeds=[301, 302], eq_offsets=[-1, 0, 1], fs_real_ds=[24, 40],
+                  fs_real_seeds=4),
+    "paper": dict(thr_ds=[40, 60, 80], thr_seeds=8, thr_iters=20000, ip_ds=[50, 80], ip_alphas=[0.05, 0.1, 0.15, 0.2, 0.25],
+                  ip_seeds=8, eq_more_ds=[20, 30], eq_more_seeds=[301, 302, 303], eq_offsets=[-2, -1, 0, 1, 3],
+                  fs_real_ds=[40, 80, 160], fs_real_seeds=4),
 }
 
 
@@ -125,11 +151,14 @@ def run_convex(p: dict) -> dict:
 
 
 def run_equivalence(p: dict) -> dict:
-    """The convex solve and GD on W of width m on the same data; relative objective gap (F(S_W) − F(Ŝ))/F(Ŝ)."""
+    """The convex solve and GD on W of width m on the same data; relative objective gap (F(S_W) − F(Ŝ))/F(Ŝ).
+    The width is ``m``, or rank(Ŝ) + ``m_offset`` (at least 1) of this draw's convex minimizer; ``width`` records it."""
     prob, res, out = _convex_metrics(p)
     out.pop("_ev")
     d = p["d"]
-    gd = gram_factorized_gd(prob.op, prob.y, p["m"], p["lam"] / d, generator(p["seed"] + 1, p.get("device", "cpu")),
+    m = p["m"] if "m" in p else max(1, out["rank"] + p["m_offset"])
+    out["width"] = m
+    gd = gram_factorized_gd(prob.op, prob.y, m, p["lam"] / d, generator(p["seed"] + 1, p.get("device", "cpu")),
                             weight=2.0 / d**2, steps=p["steps"], grad_tol=GD_GRAD_TOL, record_every=p["steps"])
     W = gd.x[0]
     S_w = prob.student_gram(W)
@@ -138,6 +167,47 @@ def run_equivalence(p: dict) -> dict:
                objective_gap=(gd_obj - out["objective"]) / abs(out["objective"]),
                predictor_gap=float(torch.linalg.norm(S_w - res.x) / torch.linalg.norm(res.x)))
     return out
+
+
+def run_threshold(p: dict) -> dict:
+    """The smallest number of samples n_c whose exact noiseless solve recovers S* (relative error ≤ SUCCESS_RTOL),
+    by bisection on the leading rows of one GOE design of p = d(d+1)/2 rows (``recovery_threshold``, to a bracket
+    of ⌊THRESHOLD_RESOLUTION·d²⌋ samples, each solve at most ``admm_iters`` ADMM iterations); the located α_c is the
+    bracket's midpoint over d², ``alpha_halfwidth`` its half-width."""
+    d = p["d"]
+    g = generator(p["seed"], p.get("device", "cpu"))
+    prob = make_problem(d, d * (d + 1) / 2 / d**2, p["kappa"], 0.0, g, "goe")
+    out = recovery_threshold(TraceInterpolator(prob.op), prob.y, prob.S_star, SUCCESS_RTOL,
+                             resolution=max(1, int(THRESHOLD_RESOLUTION * d * d)), tol=INTERP_TOL,
+                             max_iter=p["admm_iters"])
+    return {"alpha_c": (out["k_fail"] + out["k_success"]) / (2 * d**2),
+            "alpha_halfwidth": (out["k_success"] - out["k_fail"]) / (2 * d**2), "n_success": out["k_success"],
+            "solves": out["solves"], "admm_steps": out["steps"], "unconverged_solves": out["unconverged"],
+            "error_fail": out["error_fail"], "error_success": out["error_success"],
+            "threshold_status": "converged" if out["unconverged"] == 0 else "max_steps"}
+
+
+def run_interpolator(p: dict) -> dict:
+    """The minimum-trace PSD interpolator of noisy labels (λ → 0⁺): errors, rank and trace, and its certificate."""
+    g = generator(p["seed"], p.get("device", "cpu"))
+    prob = make_problem(p["d"], p["alpha"], p["kappa"], p["noise"], g, "goe")
+    res = min_trace_interpolation(prob.op, prob.y, tol=INTERP_TOL)
+    rank, ev = psd_rank(res.x)
+    return {"test_error": prob.test_error(res.x), "train_error": prob.train_error(res.x), "rank": rank,
+            "rank_fraction": rank / p["d"], "trace": float(ev.sum()) / p["d"], "interp_status": str(res.status),
+            "interp_steps": res.steps}
+
+
+def _threshold_points(scale: str) -> list[dict]:
+    c = EXTRA[scale]
+    return [dict(design="goe", d=d, kappa=k, noise=0.0, admm_iters=c["thr_iters"], seed=800 + s)
+            for k in THRESHOLD_KAPPAS for d in c["thr_ds"] for s in range(c["thr_seeds"])]
+
+
+def _interpolator_points(scale: str) -> list[dict]:
+    c = EXTRA[scale]
+    return [dict(design="goe", d=d, alpha=a, kappa=k, lam=INTERP_LAM, noise=noise, seed=700 + s)
+            for k, noise in INTERP_CONFIGS for d in c["ip_ds"] for a in c["ip_alphas"] for s in range(c["ip_seeds"])]
 
 
 def _error_points(scale: str) -> list[dict]:
@@ -153,8 +223,10 @@ def _error_points(scale: str) -> list[dict]:
 
 
 def _finite_size_points(scale: str) -> list[dict]:
-    c = SCALES[scale]
-    return [dict(design="goe", d=d, seed=400 + s, **FINITE_SIZE) for d in c["fs_ds"] for s in range(c["fs_seeds"])]
+    c, e = SCALES[scale], EXTRA[scale]
+    return [dict(design="goe", d=d, seed=400 + s, **FINITE_SIZE) for d in c["fs_ds"] for s in range(c["fs_seeds"])] + [
+        dict(design="quadratic", d=d, seed=500 + s, **FINITE_SIZE) for d in e["fs_real_ds"]
+        for s in range(e["fs_real_seeds"])]
 
 
 def _recovery_points(scale: str) -> list[dict]:
@@ -170,8 +242,10 @@ def _powerlaw_points(scale: str) -> list[dict]:
 
 
 def _equivalence_points(scale: str) -> list[dict]:
-    c = SCALES[scale]
-    return [dict(design="quadratic", d=c["eq_d"], m=m, steps=c["eq_steps"], seed=300, **EQUIV) for m in c["eq_ms"]]
+    c, e = SCALES[scale], EXTRA[scale]
+    return [dict(design="quadratic", d=c["eq_d"], m=m, steps=c["eq_steps"], seed=300, **EQUIV) for m in c["eq_ms"]] + [
+        dict(design="quadratic", d=d, m_offset=o, steps=c["eq_steps"], seed=s, **EQUIV) for d in e["eq_more_ds"]
+        for s in e["eq_more_seeds"] for o in e["eq_offsets"]]
 
 
 # --- evidence ---------------------------------------------------------------------------------------------------------
@@ -206,13 +280,13 @@ def _theory_at(theory, c: dict, alphas: np.ndarray):
     return theory.predict(alphas, c["kappa"], c["lam"], c["noise"])
 
 
-def _finite_size_trend(results: pd.DataFrame, theory, col: str, additive: bool = False, at: dict = FINITE_SIZE
-                       ) -> tuple[float, float, float, float, list[int]] | None:
+def _finite_size_trend(results: pd.DataFrame, theory, col: str, additive: bool = False, at: dict = FINITE_SIZE,
+                       design: str = "goe") -> tuple[float, float, float, float, list[int]] | None:
     """Weighted fit of the deviation from theory at ``at`` (κ*, λ, Δ, α; default ``FINITE_SIZE``) against 1/d:
-    dev(d) = c + b/d, over every GOE row at that point whatever its part.
+    dev(d) = c + b/d, over every row of ``design`` at that point whatever its part.
 
     Returns (c, s.e. of c, b, s.e. of b, the d's); None with fewer than three sizes."""
-    fs = results[(results["design"] == "goe") & np.isclose(results["kappa"], at["kappa"])
+    fs = results[(results["design"] == design) & np.isclose(results["kappa"], at["kappa"])
                  & np.isclose(results["lam"], at["lam"]) & np.isclose(results["noise"], at["noise"])
                  & np.isclose(results["alpha"], at["alpha"])]
     rows = []
@@ -227,14 +301,14 @@ def _finite_size_trend(results: pd.DataFrame, theory, col: str, additive: bool =
     return c, se_c, b, se_b, [int(d) for d in ds]
 
 
-def _errors_vs_theory(col: str, additive: bool = False, at: dict = FINITE_SIZE):
-    """Evidence: pooled seed-mean deviation of ``col`` from theory over α and configs (GOE rows of the ``errors``
-    part at their largest d), with the finite-size bias allowance |b|/d, b the 1/d slope measured at ``at`` (its own
-    uncertainty is judged by the extrapolation claims)."""
+def _errors_vs_theory(col: str, additive: bool = False, at: dict = FINITE_SIZE, design: str = "goe"):
+    """Evidence: pooled seed-mean deviation of ``col`` from theory over α and configs (rows of ``design`` in the
+    ``errors`` part at their largest d), with the finite-size bias allowance |b|/d, b the 1/d slope of the same
+    design measured at ``at`` (its own uncertainty is judged by the extrapolation claims)."""
     def evaluate(results: pd.DataFrame, theory) -> Evidence | None:
-        goe = results[(results["part"] == "errors") & (results["design"] == "goe")]
+        goe = results[(results["part"] == "errors") & (results["design"] == design)]
         goe = goe[goe["d"] == goe["d"].max()] if len(goe) else goe
-        trend = _finite_size_trend(results, theory, col, additive, at)
+        trend = _finite_size_trend(results, theory, col, additive, at, design)
         if not len(goe) or trend is None:
             return None
         means, sems, where = _grouped_ratio(goe, theory, col, additive)
@@ -262,9 +336,10 @@ def _extrapolation(col: str, additive: bool = False, at: dict = FINITE_SIZE):
     return evaluate
 
 
-def _powerlaw_vs_theory(col: str, additive: bool = False):
+def _pooled_at_largest_d(col: str, additive: bool = False):
     """Evidence: pooled seed-mean ratio sim/theory (difference when ``additive``) of ``col`` at the largest d of
-    the power-law part, each d held against the theory for its own d eigenvalues; bias allowance: the shift of the
+    a part's rows (power-law teacher: each d held against the theory for its own d eigenvalues); bias allowance:
+    the shift of the
     pooled deviation between the two d, extrapolated as 1/d to what is left at the largest,
     |dev(d₂) − dev(d₁)|·(1/d₂)/(1/d₁ − 1/d₂)."""
     def evaluate(results: pd.DataFrame, theory) -> Evidence | None:
@@ -348,6 +423,75 @@ def _recovery_evidence(results: pd.DataFrame, theory) -> Evidence | None:
                     detail=f"brackets {brackets}; finite-d shift allowance {shift:.4f}")
 
 
+def _threshold_trend(results: pd.DataFrame, kappa: float) -> tuple[list, list, list, list] | None:
+    """Per d (ascending): the seed mean of the located α_c at κ*, its standard error and seed count; None with
+    fewer than two d whose standard error is defined."""
+    rows = results[np.isclose(results["kappa"], kappa)]
+    per_d = [(int(d), *mean_sem(g["alpha_c"])) for d, g in rows.groupby("d")]
+    per_d = [r for r in per_d if math.isfinite(r[2]) and r[2] > 0]
+    return None if len(per_d) < 2 else [list(v) for v in zip(*per_d)]
+
+
+def _threshold_slope(ds, means, sems) -> tuple[float, float, float, float]:
+    """(b, s.e. of b, c, s.e. of c) of α_c(d) = c + b/d: the weighted fit over three or more d, the line through
+    two (s.e. propagated from the two seed means)."""
+    x = 1.0 / np.asarray(ds, float)
+    if len(ds) >= 3:
+        return line_fit(x, means, sems)
+    b = (means[1] - means[0]) / (x[1] - x[0])
+    se_b = math.hypot(sems[0], sems[1]) / abs(x[1] - x[0])
+    c = means[1] - b * x[1]
+    return b, se_b, c, math.hypot(sems[1], x[1] * se_b)
+
+
+def _threshold_evidence(kappa: float):
+    """Evidence: the seed mean of the located α_c at the largest d against α_PR(κ*), with its standard error and a
+    finite-size bias allowance |b|/d_max (b the slope of α_c in 1/d measured over the part's d) plus the bisection's
+    resolution (half its final bracket)."""
+    def evaluate(results: pd.DataFrame, theory) -> Evidence | None:
+        tr = _threshold_trend(results, kappa)
+        if tr is None:
+            return None
+        ds, means, sems, ns = tr
+        b, se_b, c, se_c = _threshold_slope(ds, means, sems)
+        a_pr = float(theory.perfect_recovery_threshold(kappa))
+        half = float(results.loc[results["d"] == ds[-1], "alpha_halfwidth"].max())
+        bias = abs(b) / ds[-1] + half
+        per_d = ", ".join(f"d = {d}: {m:.4f} ± {s:.4f}" for d, m, s in zip(ds, means, sems))
+        return Evidence(means[-1], a_pr, sems[-1], ns[-1], bias=bias,
+                        detail=f"{per_d}; slope in 1/d b = {b:.3f} ± {se_b:.3f}, allowance |b|/d = "
+                               f"{abs(b) / ds[-1]:.4f}; d → ∞ intercept {c:.4f} ± {se_c:.4f}")
+    return evaluate
+
+
+def _threshold_extrapolation(results: pd.DataFrame, theory) -> Evidence | None:
+    """Evidence: the d → ∞ intercepts of α_c(d) = c + b/d over α_PR(κ*), pooled over κ* by inverse variance."""
+    ratios, ses, where = [], [], []
+    for kappa in sorted(results["kappa"].unique()):
+        tr = _threshold_trend(results, kappa)
+        if tr is None:
+            continue
+        _, _, c, se_c = _threshold_slope(*tr[:3])
+        a_pr = float(theory.perfect_recovery_threshold(kappa))
+        ratios.append(c / a_pr), ses.append(se_c / a_pr)
+        where.append(f"κ* = {kappa:g}: c = {c:.4f} ± {se_c:.4f} (α_PR = {a_pr:.4f})")
+    if not ratios:
+        return None
+    pooled, se = pooled_mean(ratios, ses)
+    return Evidence(pooled, 1.0, se, len(ratios), detail="; ".join(where))
+
+
+def _width(results: pd.DataFrame) -> pd.Series:
+    """The width GD ran at: ``width`` (recorded by the run), else the point's ``m``."""
+    return results["width"].fillna(results["m"]) if "width" in results and "m" in results else \
+        results["width"] if "width" in results else results["m"]
+
+
+def _needed(results: pd.DataFrame, theory) -> pd.Series:
+    """Per row, the width the theory says GD needs: from the rank of the convex minimizer of the row's own draw."""
+    return results["rank"].astype(int).map(theory.width_needed)
+
+
 def _gd_floor(eq: pd.DataFrame) -> np.ndarray:
     """What the stopping rules leave unresolved, relative to F(Ŝ): the convex solve's duality gap
     CONVEX_TOL·max(1, F) and the first-order change grad_tol·‖W‖_F of F along the path to GD's limit."""
@@ -355,25 +499,30 @@ def _gd_floor(eq: pd.DataFrame) -> np.ndarray:
     return (CONVEX_TOL * np.maximum(1.0, F) + GD_GRAD_TOL * eq["w_norm"].to_numpy()) / F
 
 
+def _draws(rows: pd.DataFrame) -> str:
+    """'d = 20, seed 300: rank 13, widths [...]; …' for the report."""
+    return "; ".join(f"d = {int(d)}, seed {int(s)}: rank {int(g['rank'].iloc[0])}, widths "
+                     f"{sorted(int(w) for w in _width(g))}" for (d, s), g in rows.groupby(["d", "seed"]))
+
+
 def _wide_enough(results: pd.DataFrame, theory) -> Evidence | None:
-    rank = int(results["rank"].iloc[0])
-    above = results[results["m"] >= theory.width_needed(rank)]
+    """Largest relative objective gap over every (d, seed) draw and width m ≥ the width needed for that draw."""
+    above = results[(_width(results) >= _needed(results, theory)).to_numpy()]
     if not len(above):
         return None
     i = int(np.argmax(above["objective_gap"].to_numpy()))
     return Evidence(float(above["objective_gap"].iloc[i]), 0.0, n=len(above), bias=float(_gd_floor(above)[i]),
-                    detail=f"rank {rank}, widths {sorted(above['m'].tolist())}; predictor gap ‖S_W − Ŝ‖/‖Ŝ‖ ≤ "
-                           f"{above['predictor_gap'].max():.1e}")
+                    detail=f"{_draws(above)}; predictor gap ‖S_W − Ŝ‖/‖Ŝ‖ ≤ {above['predictor_gap'].max():.1e}")
 
 
 def _too_narrow(results: pd.DataFrame, theory) -> Evidence | None:
-    rank = int(results["rank"].iloc[0])
-    below = results[results["m"] < theory.width_needed(rank)]
+    """Smallest relative objective gap over every draw and width m below the width needed for that draw."""
+    below = results[(_width(results) < _needed(results, theory)).to_numpy()]
     if not len(below):
         return None
     i = int(np.argmin(below["objective_gap"].to_numpy()))
     return Evidence(float(below["objective_gap"].iloc[i]), float(_gd_floor(below)[i]), n=len(below),
-                    detail=f"rank {rank}, widths {sorted(below['m'].tolist())}")
+                    detail=_draws(below))
 
 
 # --- cost: an iteration of the convex solve is one forward and one adjoint pass. Over the GOE design (n = α d²
@@ -401,8 +550,30 @@ def _memory(p: dict) -> float:
     return 8.0 * n * (p["d"] + 8) + CHUNK_BYTES
 
 
+def _interp_memory(p: dict) -> float:
+    """The design B (n × p, n ≤ p = d(d+1)/2 rows), its QR factor Q of the same size and R (n × n): 24·p² bytes at
+    most (the threshold's square design)."""
+    p_dim = p["d"] * (p["d"] + 1) / 2
+    n = p_dim if "alpha" not in p else min(p_dim, p["alpha"] * p["d"] ** 2)
+    return 8.0 * (2 * n * p_dim + n * n)
+
+
 def _equivalence_work(p: dict) -> float:
-    return _work(p) * (1.0 + p["steps"] * p["m"] / p["d"])
+    """The convex solve plus GD's steps at width m (rank + offset: about 0.6·d at the EQUIV point, the theory's
+    rank fraction there)."""
+    m = p["m"] if "m" in p else 0.6 * p["d"] + p["m_offset"]
+    return _work(p) * (1.0 + p["steps"] * m / p["d"])
+
+
+def _threshold_work(p: dict) -> float:
+    """⌈log₂ p⌉ ADMM solves on up to p = d(d+1)/2 rows: 2·n·p multiply-adds an iteration, some 10³ iterations."""
+    p_dim = p["d"] * (p["d"] + 1) / 2
+    return math.ceil(math.log2(p_dim)) * 1e3 * p_dim**2
+
+
+def _interpolator_work(p: dict) -> float:
+    """One ADMM solve, 2·n·p multiply-adds an iteration (n = α d², p = d(d+1)/2), some 10³ iterations."""
+    return 1e3 * p["alpha"] * p["d"] ** 2 * p["d"] * (p["d"] + 1)
 
 
 PARAMS = (
@@ -426,7 +597,7 @@ class NuclearRoute(Study):
     claim = ("ERM with square loss and weight decay on a quadratic-activation network equals trace-penalized PSD "
              "matrix sensing on S = WᵀW/√(md) once m ≥ rank; its train/test errors follow sharp formulas in α = n/d², "
              "and noiseless teachers are recovered above α_PR(κ*).")
-    version = "4"
+    version = "5"
     theory_model = QuadraticERMTheory
     params = PARAMS
     sweep_part = "errors"
@@ -466,7 +637,7 @@ class NuclearRoute(Study):
             Part("powerlaw", _powerlaw_points, run_convex, [
                 Claim(f"{label} of the convex minimizer with a power-law teacher (eigenvalues ∝ j^−"
                       f"{POWERLAW['gamma']:g}, random basis, GOE design) against the free-convolution theory: pooled "
-                      f"{'difference' if additive else 'ratio'} over α at the largest d", _powerlaw_vs_theory(col, additive),
+                      f"{'difference' if additive else 'ratio'} over α at the largest d", _pooled_at_largest_d(col, additive),
                       f"{K_POOLED:g} s.e. of the pooled seed-mean {'difference' if additive else 'ratio'} plus the "
                       "finite-d allowance measured between the two d (the shift of the pooled deviation, "
                       "extrapolated as 1/d to the largest d).", k=K_POOLED, converged=("convex_status",))
@@ -491,6 +662,31 @@ class NuclearRoute(Study):
                       "F)/F plus grad_tol·‖W‖_F/F); no seed error.", comparison="at_least", k=0.0, min_n=1,
                       converged=("convex_status", "gd_status")),
             ], work=_equivalence_work, memory=_memory),
+            Part("threshold", _threshold_points, run_threshold, [
+                Claim(f"α_PR(κ* = {k:g}): the smallest α whose exact noiseless solve (min Tr S s.t. 𝒜S = y, S ⪰ 0) "
+                      "recovers S* (relative error ≤ 1e-3), located by bisection at the largest d, seed mean",
+                      _threshold_evidence(k),
+                      f"{K_POOLED:g} s.e. of the seed mean plus the finite-size bias |b|/d measured by the part (b the "
+                      "slope of α_c in 1/d, weighted fit over its d) plus the bisection's resolution (half its final "
+                      "bracket, ≤ 0.002 in α).",
+                      k=K_POOLED, converged=("threshold_status",)) for k in THRESHOLD_KAPPAS] + [
+                Claim("α_PR(κ*) at κ* = " + ", ".join(f"{k:g}" for k in THRESHOLD_KAPPAS) + ": the d → ∞ intercepts "
+                      "of the located α_c (weighted fit in 1/d) over α_PR, pooled over κ*", _threshold_extrapolation,
+                      f"{K_POOLED:g} s.e. of the inverse-variance pooled ratio (seed errors propagated through each "
+                      "fit); no bias: the fit removes the 1/d term.", k=K_POOLED,
+                      converged=("threshold_status",))], work=_threshold_work, memory=_interp_memory),
+            Part("interpolator", _interpolator_points, run_interpolator, [
+                Claim(f"{label} of the minimum-nuclear-norm interpolator (λ → 0⁺, noisy labels, GOE design) against "
+                      f"the theory's λ → 0⁺ limit (read at λ = {INTERP_LAM:g}): pooled "
+                      f"{'difference' if additive else 'ratio'} over α and (κ*, Δ) at the largest d",
+                      _pooled_at_largest_d(col, additive),
+                      f"{K_POOLED:g} s.e. of the pooled seed-mean {'difference' if additive else 'ratio'} plus the "
+                      "finite-d allowance measured between the two d (the shift of the pooled deviation, "
+                      "extrapolated as 1/d to the largest d); the theory at λ = 1e-5 is its λ → 0⁺ limit to < 2e-4.",
+                      k=K_POOLED, converged=("interp_status",))
+                for col, additive, label in (("test_error", False, "test error"),
+                                             ("rank_fraction", True, "rank fraction"))],
+                work=_interpolator_work, memory=_interp_memory),
         ]
 
     def _finite_size_at(self) -> dict:
@@ -521,7 +717,15 @@ class NuclearRoute(Study):
         ]
         cols = (("test_error", False, "test error"), ("train_error", False, "training error"),
                 ("rank_fraction", True, "rank fraction"))
-        return [Claim(f"{label} at {fs} (GOE) extrapolated to d → ∞ by a fit in 1/d matches the theory",
+        real = [Claim(f"{label} of the convex minimizer on the real quadratic features xxᵀ − I: pooled "
+                      f"{'difference' if additive else 'ratio'} to the (GOE-universal) theory over α and (κ*, λ, Δ) "
+                      "at their largest d", _errors_vs_theory(col, additive, at, "quadratic"),
+                      f"{K_POOLED:g} s.e. of the pooled seed-mean {'difference' if additive else 'ratio'} plus the "
+                      "real "
+                      f"features' own finite-size bias |b|/d, b the slope in 1/d of their deviation measured at {fs} "
+                      "over the d's run there with that design (not a literal).", k=K_POOLED,
+                      converged=("convex_status",)) for col, additive, label in cols]
+        return real + [Claim(f"{label} at {fs} (GOE) extrapolated to d → ∞ by a fit in 1/d matches the theory",
                       _extrapolation(col, additive, at), f"{K_POOLED:g} s.e. of the weighted fit's intercept (seed errors "
                       "propagated); no bias: the extrapolation removes the 1/d term.", k=K_POOLED,
                       converged=("convex_status",)) for col, additive, label in cols] + pooled
@@ -607,16 +811,139 @@ class NuclearRoute(Study):
 
         eq = results[results["part"] == "equivalence"]
         if len(eq):
-            fig, ax = new_figure()
-            e = eq.sort_values("m")
-            ax.plot(e["m"], np.maximum(e["objective_gap"], 1e-17), "o-", label="(F(W) − F(Ŝ))/F(Ŝ)")
-            ax.plot(e["m"], _gd_floor(e), ":", color="grey", label="stopping-rule floor")
-            ax.axvline(int(e["rank"].iloc[0]), color="k", ls="--", lw=1, label="rank of the convex minimizer")
-            ax.set(yscale="log", xlabel="width m", ylabel="relative objective gap",
-                   title=f"GD on W vs the convex twin, d = {int(e['d'].iloc[0])}")
-            ax.legend()
-            figs["equivalence"] = fig
+            figs["equivalence"] = self._equivalence_figure(eq)
+        thr = results[results["part"] == "threshold"]
+        if len(thr):
+            figs["threshold_bisection"] = self._threshold_figure(thr)
+        ip = results[results["part"] == "interpolator"]
+        if len(ip):
+            figs["interpolator"] = self._interpolator_figure(ip)
+        real = results[(results["design"] == "quadratic") & results["part"].isin(["errors", "finite_size"])]
+        if len(real):
+            figs["real_features_finite_size"] = self._real_trend_figure(results, self._finite_size_at())
+        if len(err):
+            figs["tuned_lambda"] = self._tuned_lambda_figure(err)
         return figs
+
+    @staticmethod
+    def _equivalence_figure(eq: pd.DataFrame):
+        """Relative objective gap of GD on W against width − rank(Ŝ), one line per (d, seed) draw, with the
+        stopping rules' floor."""
+        fig, ax = new_figure()
+        eq = eq.assign(width=_width(eq).to_numpy())
+        for i, ((d, s), e) in enumerate(eq.groupby(["d", "seed"])):
+            e = e.sort_values("width")
+            x = e["width"] - e["rank"]
+            ax.plot(x, np.maximum(e["objective_gap"], 1e-17), "o-", color=f"C{i}",
+                    label=f"d = {int(d)}, seed {int(s)} (rank {int(e['rank'].iloc[0])})")
+            ax.plot(x, _gd_floor(e), ":", color=f"C{i}", lw=0.8)
+        ax.axvline(0, color="k", ls="--", lw=1, label="m = rank of the convex minimizer")
+        ax.set(yscale="log", xlabel="width m − rank(Ŝ)", ylabel="relative objective gap (floor dotted)",
+               title="GD on W vs the convex twin")
+        ax.legend(fontsize=7)
+        return fig
+
+    @staticmethod
+    def _threshold_figure(thr: pd.DataFrame):
+        """Left: the located α_c (seed mean ± s.e.) per d against α_PR(κ*) and the Bayes-optimal κ* − κ*²/2.
+        Right: α_c against 1/d per κ*, the weighted fit α_c = c + b/d, and α_PR at 1/d = 0."""
+        th = QuadraticERMTheory
+        fig, (ax, bx) = new_figure(ncols=2)
+        ks = np.linspace(0.05, 0.6, 80)
+        plot_theory(ax, ks, th.perfect_recovery_threshold(ks), label="α_PR(κ*) (theory)", color="k")
+        plot_theory(ax, ks, quadratic_erm.bayes_optimal_threshold(ks), label="κ* − κ*²/2 (Bayes-optimal)",
+                    color="grey", style="--")
+        for i, (d, g) in enumerate(thr.groupby("d")):
+            plot_points(ax, g, "kappa", "alpha_c", label=f"bisection, d = {int(d)}", color=f"C{i}")
+        ax.set(xlabel="κ*", ylabel="α", title="exact noiseless recovery threshold")
+        ax.legend(fontsize=7)
+        for i, kappa in enumerate(sorted(thr["kappa"].unique())):
+            tr = _threshold_trend(thr, kappa)
+            if tr is None:
+                continue
+            ds, means, sems, _ = tr
+            b, _, c, _ = _threshold_slope(ds, means, sems)
+            x = 1.0 / np.asarray(ds, float)
+            bx.errorbar(x, means, yerr=sems, fmt="o", color=f"C{i}", ms=4, capsize=2.5, label=f"κ* = {kappa:g}")
+            xx = np.linspace(0, x.max() * 1.05, 20)
+            bx.plot(xx, c + b * xx, ":", color=f"C{i}", lw=1)
+            bx.plot([0], [float(th.perfect_recovery_threshold(kappa))], "*", color=f"C{i}", ms=9)
+        bx.set(xlabel="1/d", ylabel="located α_c", title="finite-size trend (★: α_PR)")
+        if bx.get_legend_handles_labels()[0]:
+            bx.legend(fontsize=7)
+        return fig
+
+    @staticmethod
+    def _interpolator_figure(ip: pd.DataFrame):
+        """Test error of the minimum-trace interpolator of noisy labels against α, per (κ*, Δ), with the theory's
+        λ → 0⁺ limit."""
+        groups = list(ip.groupby(["kappa", "noise"]))
+        fig, axes = new_figure(ncols=len(groups))
+        for ax, ((kappa, noise), g) in zip(np.atleast_1d(axes), groups):
+            grid = np.linspace(0.04, 0.26, 23)
+            plot_theory(ax, grid, QuadraticERMTheory.predict(grid, kappa, INTERP_LAM, noise).test_error,
+                        label=f"theory, λ → 0⁺ (λ = {INTERP_LAM:g})", color="k")
+            for i, (d, s) in enumerate(g.groupby("d")):
+                plot_points(ax, s, "alpha", "test_error", label=f"min-trace interpolator, d = {int(d)}",
+                            color=f"C{i}")
+            ax.set(xlabel="α", ylabel="test error", title=f"interpolating noisy labels, κ* = {kappa:g}, Δ = {noise:g}")
+            ax.legend(fontsize=7)
+        return fig
+
+    @staticmethod
+    def _real_trend_figure(results: pd.DataFrame, at: dict):
+        """Test and training error over theory at ``at`` (κ*, λ, Δ, α) against 1/d for both designs, with each
+        design's weighted 1/d fit (what the claims on the real features allow for)."""
+        fig, axes = new_figure(ncols=2)
+        for ax, col in zip(axes, ("test_error", "train_error")):
+            for i, design in enumerate(("goe", "quadratic")):
+                rows = results[(results["design"] == design) & np.isclose(results["kappa"], at["kappa"])
+                               & np.isclose(results["lam"], at["lam"]) & np.isclose(results["noise"], at["noise"])
+                               & np.isclose(results["alpha"], at["alpha"])]
+                pts = [(1.0 / d, *_grouped_ratio(g, QuadraticERMTheory, col)[:2]) for d, g in rows.groupby("d")]
+                if not pts:
+                    continue
+                x, m, s = (np.array([v[0] for v in pts]), np.array([v[1][0] for v in pts]),
+                           np.array([v[2][0] for v in pts]))
+                ax.errorbar(x, m, yerr=s, fmt="os"[i], color=f"C{i}", ms=4, capsize=2.5, label=design)
+                trend = _finite_size_trend(results, QuadraticERMTheory, col, at=at, design=design)
+                if trend is not None:
+                    xx = np.linspace(0, x.max() * 1.05, 20)
+                    ax.plot(xx, 1 + trend[0] + trend[2] * xx, ":", color=f"C{i}", lw=1)
+            ax.axhline(1.0, color="k", lw=0.8)
+            ax.set(xlabel="1/d", ylabel=f"{col.replace('_', ' ')} / theory",
+                   title=f"κ* = {at['kappa']:g}, α = {at['alpha']:g}, λ = {at['lam']:g}, Δ = {at['noise']:g}")
+            ax.legend(fontsize=7)
+        return fig
+
+    @staticmethod
+    def _tuned_lambda_figure(err: pd.DataFrame):
+        """Shown, not claimed: the theory's test error with λ tuned for it (minimum over a log grid of λ) against α,
+        beside the fixed λ of the simulations (points) and the perfect-recovery thresholds; the library has no
+        Bayes-optimal error formula for this model, only its threshold κ* − κ*²/2 (Δ = 0)."""
+        (kappa, lam, noise), sub = next(iter(err[err["design"] == "goe"].groupby(["kappa", "lam", "noise"])))
+        grid = np.linspace(sub["alpha"].min() * 0.9, sub["alpha"].max() * 1.05, 40)
+        curves = []
+        for lam_j in np.logspace(-3, 1, 9):
+            try:
+                curves.append(QuadraticERMTheory.predict(grid, kappa, float(lam_j), noise).test_error)
+            except RuntimeError:
+                continue
+        fig, ax = new_figure()
+        plot_theory(ax, grid, QuadraticERMTheory.predict(grid, kappa, lam, noise).test_error,
+                    label=f"theory, λ = {lam:g}", color="C0")
+        plot_theory(ax, grid, np.min(curves, axis=0), label="theory, λ tuned (best of 1e-3 … 10)", color="C3",
+                    style="--")
+        plot_points(ax, sub, "alpha", "test_error", label=f"convex solves, λ = {lam:g}", color="C0")
+        ax.axhline(noise, color="grey", lw=0.8, ls=":", label="Δ (noise floor)")
+        ax.axvline(float(QuadraticERMTheory.perfect_recovery_threshold(kappa)), color="k", ls="--", lw=1,
+                   label="α_PR(κ*)")
+        ax.axvline(float(quadratic_erm.bayes_optimal_threshold(kappa)), color="grey", ls="--", lw=1,
+                   label="Bayes-optimal threshold (Δ = 0)")
+        ax.set(yscale="log", xlabel="α", ylabel="test error",
+               title=f"tuned weight decay, κ* = {kappa:g}, Δ = {noise:g}")
+        ax.legend(fontsize=7)
+        return fig
 
     @staticmethod
     def _powerlaw_figure(pl: pd.DataFrame):

@@ -1,5 +1,11 @@
 """Sharp asymptotics of the nuclear route: ERM of quadratic networks = trace-penalized PSD matrix sensing.
 
+Source: V. Erba, E. Troiani, L. Zdeborová, F. Krzakala, *The Nuclear Route: Sharp Asymptotics of ERM in
+Overparameterized Quadratic Networks*, arXiv:2505.17958 (2025): the equivalence with nuclear-norm sensing, the
+spectral-denoising effective problem, the fixed point and the perfect-recovery threshold. The paper's equation numbers
+differ between its versions (v1–v3), so the equations are labelled here, (Q1)–(Q6), and cited by those labels;
+the subordination equations for a general teacher are (S1)–(S5) of :mod:`.free_convolution` (Biane 1997).
+
 What is implemented (reconstructed from the model of :mod:`overparam.problems.quadratic_net` and checked in the tests
 and the study against direct convex solves on the GOE design; the paper's own constants may differ by fixed factors):
 
@@ -8,7 +14,7 @@ and the study against direct convex solves on the GOE design; the paper's own co
 G_Y is its Stieltjes transform, h(x) = Re G_Y(x + i0), ρ_Y(x) = |Im G_Y(x + i0)|/π and g(x) = (x − θ)₊. For the
 Gaussian teacher (eigenvalues of S* = √κ*·Marchenko–Pastur of ratio 1/κ*) G solves the cubic
 
-    −(δ²/√κ*) G³ + (z/√κ* + δ²) G² − (z + (1 − κ*)/√κ*) G + 1 = 0,
+    (Q1)  −(δ²/√κ*) G³ + (z/√κ* + δ²) G² − (z + (1 − κ*)/√κ*) G + 1 = 0,
 
 taking the root with the largest |Im G|. The support of ρ_Y is where the cubic's discriminant (a quartic in z) is
 negative; integrals over each interval use x = c − r cos t and Gauss–Legendre nodes in t, which absorb the
@@ -23,18 +29,19 @@ integrals on panels in the subordination variable u; Q0 = ∫ s² dρ_{S*}. Ever
 
 **Order parameters** (m here is the overlap, not the width):
 
-    q = ∫ g² dρ_Y,   m = ∫ g(x)(x − 2δ²h(x)) dρ_Y,   D = 2 ∫ g h dρ_Y,   MSE = Q0 − 2m + q,
+    (Q2)  q = ∫ g² dρ_Y,   m = ∫ g(x)(x − 2δ²h(x)) dρ_Y,   D = 2 ∫ g h dρ_Y,   MSE = Q0 − 2m + q,
 
 Q0 = ‖S*‖²_F/d (= 1 + κ* for the Wishart teacher).
 
-**Fixed point** in (δ², θ):  δ² = (2·MSE + Δ)/(4α),  θ = λ/(2(2α − D)),  and Σ = D/(4(2α − D));
+**Fixed point** in (δ², θ), (Q3):  δ² = (2·MSE + Δ)/(4α),  θ = λ/(2(2α − D)),  and Σ = D/(4(2α − D));
 for each δ² the θ-equation is solved exactly (bracketed root), and δ² by secant steps on log δ² (falling back to a
 damped iteration and a bracketed root polish); ``RuntimeError`` when it does not converge.
 
-**Outputs**: test error 2·MSE + Δ; training error (2·MSE + Δ)(1 − D/(2α))²; rank fraction ρ_Y((θ, ∞)) (the width
-m/d a student needs for the equivalence); Tr Ŝ/d = ∫ g dρ_Y; the spectrum of Ŝ (an atom at 0 and ρ_Y shifted by θ).
+**Outputs** (Q4): test error 2·MSE + Δ; training error (2·MSE + Δ)(1 − D/(2α))²; rank fraction ρ_Y((θ, ∞)) (the width
+m/d a student needs for the equivalence); Tr Ŝ/d = ∫ g dρ_Y; (Q5) the spectrum of Ŝ (an atom at 0 and ρ_Y shifted
+by θ).
 
-**Perfect recovery** (Δ = 0, λ → 0⁺): α_PR(κ*) = κ* − κ*²/2 + min_{τ≥0} [κ*(1 − κ*)τ²/2 +
+**Perfect recovery** (Δ = 0, λ → 0⁺), (Q6): α_PR(κ*) = κ* − κ*²/2 + min_{τ≥0} [κ*(1 − κ*)τ²/2 +
 ((1 − κ*)²/2) ∫_τ^2 (x − τ)² dσ_sc(x)] for κ* < 1 and 1/2 for κ* ≥ 1 (dσ_sc the semicircle density on [−2, 2]);
 the Bayes-optimal threshold is κ* − κ*²/2.
 """
@@ -59,8 +66,8 @@ _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(64)
 
 # --- the spectrum of Y = S* + δZ ---------------------------------------------------------------------------------
 def stieltjes(x: np.ndarray, kappa: float, delta2: float) -> np.ndarray:
-    """G_Y(x + i0) on the real line (complex; Im ≤ 0 inside the support), vectorized over x: the cubic's root with
-    the largest |Im G| (closed form, :func:`._wishart_batch.stieltjes`)."""
+    """G_Y(x + i0) on the real line (complex; Im ≤ 0 inside the support), vectorized over x: the root of the cubic
+    (Q1) with the largest |Im G| (closed form, :func:`._wishart_batch.stieltjes`)."""
     x = np.atleast_1d(np.asarray(x, dtype=float))
     return _wishart_batch.stieltjes(x, kappa, np.full_like(x, delta2))
 
@@ -220,7 +227,7 @@ class OrderParameters:
 
 
 def order_parameters(kappa: float, delta2: float, theta: float) -> OrderParameters:
-    """q, m, D, MSE, ρ_Y((θ, ∞)) and ∫ g dρ_Y for the denoiser g(x) = (x − θ)₊ at noise δ²."""
+    """q, m, D, MSE (Q2), ρ_Y((θ, ∞)) and ∫ g dρ_Y for the denoiser g(x) = (x − θ)₊ at noise δ²."""
     return _order_from(spectrum_quadrature(kappa, delta2, above=theta), delta2, theta, 1.0 + kappa)
 
 
@@ -385,10 +392,10 @@ def _solve_one(alpha: float, teacher: _Teacher, lam: float, noise: float, start:
 @validate_params({"alpha": Array(elements=POSITIVE, to="numpy")})
 def predict(alpha, kappa_star: float | None = None, lam: float | None = None, noise: float | None = None,
             teacher_spectrum=None) -> Prediction:
-    """Asymptotic errors of ERM (module docstring), vectorized over ``alpha`` (the whole grid at once by a joint
-    Newton iteration, :mod:`._wishart_batch`, for a teacher spectrum on contour integrals, (S6)–(S8) of
-    :mod:`.free_convolution`; points it leaves one α at a time in increasing α with warm starts), for the Wishart
-    teacher of width κ*d (``kappa_star``) or any teacher given by the eigenvalues of S*
+    """Asymptotic errors of ERM (module docstring: the fixed point (Q3) of (Q2), outputs (Q4)), vectorized over
+    ``alpha`` (the whole grid at once by a joint Newton iteration, :mod:`._wishart_batch`, for a teacher spectrum on
+    contour integrals, (S6)–(S8) of :mod:`.free_convolution`; points it leaves one α at a time in increasing α with
+    warm starts), for the Wishart teacher of width κ*d (``kappa_star``) or any teacher given by the eigenvalues of S*
     (``teacher_spectrum``, array or tensor, in the problem's normalization: for the Wishart teacher those of
     W*ᵀW*/√(m* d); Q0 = ∫ s² dρ_{S*}; ρ_Y by subordination, :mod:`.free_convolution`). Exactly one of the two.
     ``ValueError`` naming the parameter for α ≤ 0, κ* ≤ 0, λ ≤ 0, Δ < 0, a negative/NaN eigenvalue or an empty
@@ -423,7 +430,8 @@ def predict(alpha, kappa_star: float | None = None, lam: float | None = None, no
 
 def learned_spectrum(alpha: float, kappa_star: float | None = None, lam: float | None = None,
                      noise: float | None = None, teacher_spectrum=None) -> tuple[np.ndarray, np.ndarray, float]:
-    """The eigenvalue law of Ŝ = (Y − θ)₊: (eigenvalues, quadrature weights) of its continuous part and the atom at
+    """The eigenvalue law of Ŝ = (Y − θ)₊ (Q5): (eigenvalues, quadrature weights) of its continuous part and the
+    atom at
     0, for the Wishart teacher (``kappa_star``) or a teacher spectrum (exactly one, as in :func:`predict`)."""
     teacher = _teacher(kappa_star, teacher_spectrum)
     p = predict(alpha, kappa_star, lam, noise, teacher_spectrum)
@@ -452,7 +460,7 @@ def _semicircle_tail(tau: float) -> float:
 
 
 def perfect_recovery_threshold(kappa_star) -> np.ndarray:
-    """α_PR(κ*) of the module docstring, vectorized over κ* > 0."""
+    """α_PR(κ*) of (Q6) in the module docstring, vectorized over κ* > 0."""
     ks = np.atleast_1d(np.asarray(kappa_star, dtype=float))
     if np.any(~np.isfinite(ks)) or np.any(ks <= 0):
         raise ValueError(f"kappa_star: must be finite and > 0 (got {ks.min():g})")
@@ -469,6 +477,7 @@ def perfect_recovery_threshold(kappa_star) -> np.ndarray:
 
 @validate_params({"kappa_star": Array(elements=POSITIVE, to="numpy")})
 def bayes_optimal_threshold(kappa_star) -> np.ndarray:
-    """κ* − κ*²/2 for κ* < 1, 1/2 beyond."""
+    """The Bayes-optimal perfect-recovery threshold κ* − κ*²/2 for κ* < 1, 1/2 beyond (no Bayes-optimal error
+    formula is implemented: the study shows ERM beside this threshold, it does not claim a Bayes-optimal error)."""
     k = np.minimum(np.asarray(kappa_star, dtype=float), 1.0)
     return k - k * k / 2
