@@ -77,3 +77,18 @@ def test_bad_restart_options():
         nuclear_least_squares(op, y, lam, psd=True, restart="sometimes")
     with pytest.raises(ValueError, match="^step_growth:"):
         nuclear_least_squares(op, y, lam, psd=True, step_growth=0.5)
+
+
+def test_study_work_counts_the_measured_iterations():
+    # the nuclear-route plan: a point's work is one iteration's work times the iterations measured at its α (table
+    # nodes exact, log-log interpolation between them), in units of the calibration run's 214 iterations; the
+    # equivalence part's work (GD's steps) does not depend on the convex solve's iterations
+    from overparam.studies import nuclear_route as nr
+    p = dict(design="quadratic", d=400, alpha=1.0, lam=0.1)
+    assert nr._iterations(p) == pytest.approx(110)
+    assert nr._work(p) == pytest.approx(nr._pass_work(p) * 110 / nr.ITERS_CALIBRATION)
+    mid = nr._iterations(dict(p, alpha=2 ** -0.5))  # halfway between α = 0.5 and 1 in log α
+    assert mid == pytest.approx((375 * 110) ** 0.5)
+    assert nr._iterations(dict(p, alpha=0.25, lam=nr.RECOVERY_LAM)) == pytest.approx(2950)
+    eq = dict(design="quadratic", d=20, alpha=1.0, lam=0.1, m=8, steps=1000)
+    assert nr._equivalence_work(eq) == pytest.approx(20**4 * nr.REAL_PASS_COST * (1 + 1000 * 8 / 20))
