@@ -165,9 +165,9 @@ def nuclear_least_squares(op: Any, y: torch.Tensor, lam: float, *, psd: bool = F
     Restart (``restart``, O'Donoghue & Candès 2015): 'gradient' (default) sets t ← 1 (no momentum in the next step)
     when the step's gradient map opposes the momentum, ⟨Z − X⁺, X⁺ − X_k⟩ > 0 (a d × d inner product, no pass);
     'function' redoes a step that raised P from X_k without momentum (one more forward); 'none'. Measured on the
-    convex twin (κ* = 0.5, α = 1, λ = Δ = 0.1, tol 1e-9): the gradient scheme 110 iterations at d = 80 and 95 at
-    d = 200, the function scheme 210 and 175; a growing step (1.1) saved ≤ 15 % of the iterations but spent them in
-    failed tries (``benchmarks/nuclear_floor.py``).
+    convex twin (κ* = 0.5, α = 1, λ = Δ = 0.1, tol 1e-9, one seed): the gradient scheme 110 iterations at d = 80 and
+    95 at d = 200, the function scheme 210 and 250; a growing step (1.1) took 95 and 115 (its failed tries cost a
+    forward each), so the default keeps the step.
 
     op: has ``forward(X) -> (m,)``, ``adjoint(z) -> X-shaped`` and ``n1``, ``n2`` (or ``d`` for square PSD use);
     y (m,); lam ≥ 0; X0 the warm start (default zeros). History every ``check_every`` iterations: ``objective``,
