@@ -69,7 +69,7 @@ def time_to_objective(run, objectives: list[float], target: float, repeats: int,
 
 
 def psd_rows(sizes: list[int], alpha: float, timeout_s: float, cvxpy_max_d: int, repeats: int, slow: float,
-             solvers: list[str], clarabel_max_d: int = 50) -> list[dict]:
+             solvers: list[str], clarabel_max_d: int = 50, factorized: bool = True) -> list[dict]:
     """The nuclear route's convex twin at d in sizes: our FISTA (rel. gap 1e-9) against cvxpy (SCS at eps 1e-9,
     Clarabel; only up to ``cvxpy_max_d``: their dense problem data is n·d² numbers) and against L-BFGS on W of width
     m = rank(Ŝ) and m = d, each run until F(W) ≤ F(Ŝ)(1 + 1e-6), beside FISTA stopped at the relative gap 1e-6 (which
@@ -124,6 +124,8 @@ def psd_rows(sizes: list[int], alpha: float, timeout_s: float, cvxpy_max_d: int,
             rows.append(dict(base, **same, baseline=solver, baseline_s=t_cvx, speedup=t_cvx / t_ours,
                              rel_objective_diff=(val - ours) / abs(ours), load_1min=load, note=note))
             print(rows[-1], flush=True)
+        if not factorized:
+            continue
         load = os.getloadavg()[0]
         t_6, runs_6, r6 = timed(lambda: nuclear_least_squares(prob.op, prob.y, lam / d, psd=True, weight=2 / d**2,
                                                               tol=1e-6, max_iter=100000), repeats, slow)
@@ -155,6 +157,8 @@ def main() -> None:
                     "at d = 100; its dense data at d = 200 is 12.8 GB)")
     ap.add_argument("--solvers", nargs="+", default=["SCS", "CLARABEL"])
     ap.add_argument("--clarabel-max-d", type=int, default=50, help="psd: run Clarabel only up to this d")
+    ap.add_argument("--no-factorized", action="store_true", help="psd: cvxpy rows only (no L-BFGS on W)")
+    ap.add_argument("--name", default=None, help="results file name (default nuclear_vs_cvxpy_PROBLEM)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--slow", type=float, default=30.0, help="one run only when the first took longer (s)")
@@ -162,8 +166,8 @@ def main() -> None:
     pin_threads(args.threads)
     if args.problem == "psd":
         rows = psd_rows(args.sizes or [50, 100, 200], args.alpha, args.timeout, args.cvxpy_max_d, args.repeats,
-                        args.slow, args.solvers, args.clarabel_max_d)
-        write("nuclear_vs_cvxpy_psd", rows, "The nuclear route's convex twin (1/d²)‖y − 𝒜S‖² + (λ/d)Tr S, S ⪰ 0, "
+                        args.slow, args.solvers, args.clarabel_max_d, not args.no_factorized)
+        write(args.name or "nuclear_vs_cvxpy_psd", rows, "The nuclear route's convex twin (1/d²)‖y − 𝒜S‖² + (λ/d)Tr S, S ⪰ 0, "
               f"quadratic features, κ* = 0.5, α = n/d² = {args.alpha:g}, λ = Δ = 0.1: overparam's FISTA (rel. gap "
               f"1e-9) against cvxpy SCS (eps 1e-9) and Clarabel (time limit {args.timeout:g} s; only d ≤ "
               f"{args.cvxpy_max_d}, Clarabel d ≤ {args.clarabel_max_d}); overparam_same_objective_s: our solver run for "
