@@ -9,7 +9,12 @@ The convex twin of a quadratic network (real quadratic features, κ* = 0.5, α =
 - ``iteration``: ``nuclear_least_squares`` run for ``--iters`` iterations from the minimizer's neighbourhood (warm
   start at a 20-iteration iterate, so that the rank, hence the factored forward's cost, is the one of a real solve),
   step 1/L fixed, divided by the iterations; it includes the prox's eigendecomposition and the gap check;
-- with ``--solve-tol``: the whole solve from zero to that relative duality gap (seconds, iterations, passes).
+- with ``--solve-tol``: the whole solve from zero to that relative duality gap (seconds, iterations, passes,
+  restarts).
+
+``--paper-point ALPHA [ALPHA ...]`` times instead what ``overparam reproduce nuclear-route --scale paper`` runs for
+one real-features point at d = ``--sizes``' first entry (data drawn, convex solve to the study's gap, errors and rank:
+``nuclear_route.run_convex``), one run per α, written to ``nuclear_paper_point_DEVICE``.
 
 Threads pinned (``--threads``, torch + BLAS + OpenMP), the 1-minute load average recorded beside every row (the
 development machine is shared). ``--device cuda`` runs the same code on the GPU (synchronized timings) and reports
@@ -84,9 +89,28 @@ def row(d: int, args) -> dict:
         if dev == "cuda":
             torch.cuda.synchronize()
         out.update(solve_tol=args.solve_tol, solve_s=time.perf_counter() - t0, solve_iterations=res.steps,
-                   solve_passes=res.history["passes"][-1], solve_status=res.status)
+                   solve_passes=res.history["passes"][-1], solve_restarts=res.history["restarts"][-1],
+                   solve_status=res.status)
     out["load_1min"] = load
     return out
+
+
+def paper_point(d: int, alpha: float, args) -> dict:
+    """Wall time of one paper-scale ``errors`` point of the study (real features, first seed, first config)."""
+    from overparam.studies import nuclear_route
+    p = next(q for q in nuclear_route._error_points("paper") if q["design"] == "quadratic" and q["alpha"] == alpha)
+    p = dict(p, d=d, device=args.device, part="errors")
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = nuclear_route.run_convex(p)
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    return {"d": d, "alpha": alpha, "n": round(alpha * d * d), "kappa": p["kappa"], "lam": p["lam"],
+            "noise": p["noise"], "device": args.device, "threads": torch.get_num_threads(),
+            "tol": nuclear_route.CONVEX_TOL, "seconds": seconds, "cpu_seconds": cpu_seconds, "iterations": out["convex_steps"],
+            "status": out["convex_status"], "test_error": out["test_error"], "rank": out["rank"], "load_1min": load,
+            "load_1min_after": os.getloadavg()[0]}
 
 
 def main() -> None:
@@ -102,8 +126,21 @@ def main() -> None:
     ap.add_argument("--peak-gflops", type=float, default=None,
                     help="the card's peak GFLOP/s in the pass dtype (for the fraction of peak)")
     ap.add_argument("--name", default=None, help="results file name (default nuclear_floor_DEVICE[_float32])")
+    ap.add_argument("--paper-point", type=float, nargs="+", default=None, metavar="ALPHA",
+                    help="time the study's paper-scale real-features point(s) at these α instead")
     args = ap.parse_args()
     pin_threads(args.threads)
+    if args.paper_point:
+        rows = [paper_point(args.sizes[0], a, args) for a in args.paper_point]
+        for r in rows:
+            print({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in r.items()}, flush=True)
+        write(args.name or f"nuclear_paper_point_{args.device}", rows, "One paper-scale point of `overparam reproduce "
+              "nuclear-route --scale paper` (real quadratic features, first seed and (κ*, λ, Δ)): data drawn, "
+              "convex solve to the study's relative duality gap, errors and rank (`nuclear_route.run_convex`); "
+              f"wall seconds of one run and the process's CPU seconds (all threads), {args.threads} thread(s) pinned, "
+              "1-minute load average before and after (shared 2-core machine: under a load above 2 the wall time "
+              "is stretched by the other processes). Goal: ≤ 240 s on 2 CPU threads at d = 400.")
+        return
     rows = []
     for d in args.sizes:
         rows.append(row(d, args))

@@ -52,7 +52,7 @@ def test_linearity_reuse_gives_the_three_pass_iterates(low_rank):
     iters = 60
     X_ref, obj_ref = three_pass_fista(prob.op, prob.y, lam, w, L, iters)
     res = nuclear_least_squares(prob.op, prob.y, lam, psd=True, weight=w, L=L, max_iter=iters, tol=1e-300,
-                                check_every=1, low_rank=low_rank)
+                                check_every=1, low_rank=low_rank, restart="function")
     assert res.steps == iters
     assert res.history["L"] == [L] * iters  # no backtracking happened
     torch.testing.assert_close(res.x, X_ref, rtol=0, atol=1e-12 * float(X_ref.abs().max()))

@@ -6,7 +6,8 @@ Solves, for a linear operator 𝒜 (``forward``/``adjoint``) and weight w > 0,
 
 with R(X) = ‖X‖_* (sum of singular values; ``psd=False``) or R(S) = Tr S + ι{S ⪰ 0} (``psd=True``). One solver, two
 proximal maps: singular-value soft-thresholding, X ↦ U diag((σ_i − t)₊) Vᵀ, and eigenvalue shift-and-clip,
-S ↦ Q diag((λ_i − t)₊) Qᵀ. FISTA with step 1/L, L = w ‖𝒜‖², and function-value restart (O'Donoghue & Candès 2015).
+S ↦ Q diag((λ_i − t)₊) Qᵀ. FISTA with step 1/L, L = w ‖𝒜‖² (estimated, then backtracked), and adaptive restart
+(O'Donoghue & Candès 2015; the gradient scheme by default).
 
 Stopping on the duality gap: with residual z = w (y − 𝒜X), scaled into the dual feasible set
 {‖𝒜*z‖_op ≤ lam} (resp. {λ_max(𝒜*z) ≤ lam}), the dual value D(z) = ⟨y, z⟩ − ‖z‖²/(2w) ≤ P*; the solver stops when
@@ -21,9 +22,14 @@ from typing import Any
 import torch
 
 from ..problems.matrix_sensing import SensingOperator
-from ..validation import (POSITIVE, POSITIVE_INT, finite_array, in_range, positive, positive_int,
+from ..validation import (POSITIVE, POSITIVE_INT, choice, finite_array, in_range, positive, positive_int,
                           validate_params)
 from .result import SolverResult
+
+
+#: momentum restart schemes (O'Donoghue & Candès 2015): 'gradient' drops the momentum after a step whose gradient map
+#: opposes it, ⟨Z − X⁺, X⁺ − X⟩ > 0 (no extra pass); 'function' redoes a step that raised P from X (one more forward)
+RESTARTS = ("gradient", "function", "none")
 
 
 def _svt(X: torch.Tensor, t: float) -> tuple[torch.Tensor, int, float]:
@@ -136,8 +142,8 @@ def curvature_estimate(op: Any, iters: int = 6, seed: int = 0) -> float:
 
 def nuclear_least_squares(op: Any, y: torch.Tensor, lam: float, *, psd: bool = False, weight: float = 1.0,
                           X0: torch.Tensor | None = None, max_iter: int = 5000, tol: float = 1e-7,
-                          L: float | None = None, check_every: int = 5, restart: bool = True, power_iters: int = 6,
-                          low_rank: float = 1.0) -> SolverResult:
+                          L: float | None = None, check_every: int = 5, restart: str = "gradient",
+                          power_iters: int = 6, low_rank: float = 1.0, step_growth: float = 1.0) -> SolverResult:
     """Accelerated proximal gradient for P(X) (module docstring), at one forward and one adjoint pass per iteration.
 
     With f(X) = (w/2)‖𝒜X − y‖² and G_k = ∇f(X_k) = w 𝒜*(𝒜X_k − y), FISTA's extrapolated point
@@ -151,12 +157,22 @@ def nuclear_least_squares(op: Any, y: torch.Tensor, lam: float, *, psd: bool = F
 
     Step 1/L: L given, or ``curvature_estimate`` (``power_iters`` power steps) × 1.1. Backtracking keeps any L
     honest: a step is accepted when w‖𝒜(X⁺ − Z)‖² ≤ L‖X⁺ − Z‖² (the quadratic upper bound of f at Z; both sides
-    known without a pass, the left one less the passes' rounding), else L ← max(1.5 L, 1.1 × that curvature) and the step is redone (one more forward).
+    known without a pass, the left one less the passes' rounding), else L ← max(1.5 L, 1.1 × that curvature) and the
+    step is redone (one more forward). ``step_growth`` > 1 tries L/step_growth before every step (a longer step where
+    the local curvature allows it; each failed try costs a forward), with t_{k+1} = (1 + √(1 + 4 (L_{k+1}/L_k) t_k²))/2
+    for the changed step (Scheinberg, Goldfarb & Bai 2014).
+
+    Restart (``restart``, O'Donoghue & Candès 2015): 'gradient' (default) sets t ← 1 (no momentum in the next step)
+    when the step's gradient map opposes the momentum, ⟨Z − X⁺, X⁺ − X_k⟩ > 0 (a d × d inner product, no pass);
+    'function' redoes a step that raised P from X_k without momentum (one more forward); 'none'. Measured on the
+    convex twin (κ* = 0.5, α = 1, λ = Δ = 0.1, tol 1e-9, one seed): the gradient scheme 110 iterations at d = 80 and
+    95 at d = 200, the function scheme 210 and 250; a growing step (1.1) took 95 and 115 (its failed tries cost a
+    forward each), so the default keeps the step.
 
     op: has ``forward(X) -> (m,)``, ``adjoint(z) -> X-shaped`` and ``n1``, ``n2`` (or ``d`` for square PSD use);
     y (m,); lam ≥ 0; X0 the warm start (default zeros). History every ``check_every`` iterations: ``objective``,
-    ``gap``, ``rank``, ``L``, ``passes`` (operator passes so far, step-size estimate included) and ``work`` (the same
-    in dense-pass units). Result ``x`` is the minimizer; ``status`` 'converged' when the relative duality gap is
+    ``gap``, ``rank``, ``L``, ``passes`` (operator passes so far, step-size estimate included), ``work`` (the same
+    in dense-pass units), ``restarts`` and ``backtracks`` (counts so far). Result ``x`` is the minimizer; ``status`` 'converged' when the relative duality gap is
     ≤ tol, else 'max_steps'.
     """
     finite_array("y", y)
@@ -165,6 +181,8 @@ def nuclear_least_squares(op: Any, y: torch.Tensor, lam: float, *, psd: bool = F
     max_iter = positive_int("max_iter", max_iter)
     check_every = positive_int("check_every", check_every)
     low_rank = in_range("low_rank", low_rank, 0.0, 1.0, closed="both")
+    restart = choice("restart", restart, RESTARTS)
+    step_growth = in_range("step_growth", step_growth, 1.0, 10.0, closed="both")
     ops = _Passes(op, low_rank)
     X = torch.zeros(_shape(op), dtype=y.dtype, device=y.device) if X0 is None else X0.clone()
     if L is None:
@@ -182,12 +200,12 @@ def nuclear_least_squares(op: Any, y: torch.Tensor, lam: float, *, psd: bool = F
     X_prev, AX_prev, G_prev, beta, t_k = X, AX, G, 0.0, 1.0
     P_prev = 0.5 * weight * float((AX - y) @ (AX - y)) + lam * _penalty(X, psd)
     history: dict[str, list[float]] = {"step": [], "objective": [], "gap": [], "rank": [], "L": [], "passes": [],
-                                       "work": []}
-    status, message, rank = "max_steps", f"reached max_iter = {max_iter}", 0
+                                       "work": [], "restarts": [], "backtracks": []}
+    status, message, rank, restarts, backtracks = "max_steps", f"reached max_iter = {max_iter}", 0, 0, 0
 
     def prox_step(Z: torch.Tensor, AZ: torch.Tensor, GZ: torch.Tensor):
         """(X⁺, 𝒜X⁺, rank, penalty) from Z, with backtracking on L."""
-        nonlocal L
+        nonlocal L, backtracks
         while True:
             step = 1.0 / L
             A, B, rk, pen = prox(Z - step * GZ, step * lam)
@@ -199,28 +217,35 @@ def nuclear_least_squares(op: Any, y: torch.Tensor, lam: float, *, psd: bool = F
             if curv <= L * D2 * (1 + 1e-10) or D2 == 0.0:
                 return Xn, AXn, rk, pen
             L = max(1.5 * L, 1.1 * curv / D2)
+            backtracks += 1
 
     it = 0
     for it in range(1, max_iter + 1):
         Z, AZ, GZ = (X, AX, G) if beta == 0.0 else (X + beta * (X - X_prev), AX + beta * (AX - AX_prev),
                                                     G + beta * (G - G_prev))
+        L_was = L
+        L = L / step_growth
         X_new, AX_new, rank, pen = prox_step(Z, AZ, GZ)
         res = AX_new - y
         P_new = 0.5 * weight * float(res @ res) + lam * pen
-        if restart and t_k > 1.0 and P_new > P_prev:  # function-value restart: drop momentum, step from X
-            t_k = 1.0
+        if t_k > 1.0 and restart == "function" and P_new > P_prev:  # drop momentum, redo the step from X
+            t_k, restarts = 1.0, restarts + 1
             X_new, AX_new, rank, pen = prox_step(X, AX, G)
             res = AX_new - y
             P_new = 0.5 * weight * float(res @ res) + lam * pen
+        elif t_k > 1.0 and restart == "gradient" and float(((Z - X_new) * (X_new - X)).sum()) > 0:
+            t_k, restarts = 1.0, restarts + 1  # the step's gradient map opposes the momentum: drop it next time
         G_new = weight * ops.adjoint(res)
-        t_next = 0.5 * (1 + math.sqrt(1 + 4 * t_k * t_k))
+        # a step 1/L after 1/L_was: t_{k+1} = (1 + √(1 + 4 (L/L_was) t_k²))/2 (Scheinberg, Goldfarb & Bai 2014)
+        t_next = 0.5 * (1 + math.sqrt(1 + 4 * (L / L_was) * t_k * t_k))
         beta = (t_k - 1) / t_next
         X_prev, AX_prev, G_prev = X, AX, G
         X, AX, G, t_k, P_prev = X_new, AX_new, G_new, t_next, P_new
         if it % check_every == 0 or it == max_iter:
             gap = P_new - _dual_value(y, res, G, lam, weight, psd)
             for key, v in (("step", it), ("objective", P_new), ("gap", gap), ("rank", rank), ("L", L),
-                           ("passes", ops.passes), ("work", ops.work)):
+                           ("passes", ops.passes), ("work", ops.work), ("restarts", restarts),
+                           ("backtracks", backtracks)):
                 history[key].append(v)
             if gap <= tol * max(1.0, abs(P_new)):
                 status, message = "converged", f"relative duality gap {gap / max(1.0, abs(P_new)):.2e} ≤ tol = {tol:g}"

@@ -533,12 +533,33 @@ def _too_narrow(results: pd.DataFrame, theory) -> Evidence | None:
 # d = 400 (3.1 s per iteration at n = 160 000, against 1.6 ns·α d⁴ for a GOE iteration), i.e. ≈ 0.36·80/d
 # (REAL_PASS_COST at REAL_PASS_D, falling as 1/d). GD on W adds steps passes of n·d·m.
 REAL_PASS_COST, REAL_PASS_D = 0.36, 80
+# Iterations of the convex solve (gradient-scheme restart, gap CONVEX_TOL), measured on quick-scale points (median over
+# the two (κ*, λ, Δ), both designs, seeds; d = 60…200, no trend in d): they fall steeply with α, so a point's work,
+# α d⁴ per iteration, is nearly flat in α. Noiseless recovery (λ = 1e-3) has its own table. Interpolated in log α.
+ITER_ALPHAS = (0.2, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
+ITERS = (900, 660, 375, 110, 78, 57, 42)
+ITERS_RECOVERY_ALPHAS = (0.2, 0.25, 0.29, 0.31, 0.34, 0.42, 0.5)
+ITERS_RECOVERY = (3500, 2950, 2700, 2050, 950, 290, 205)
+# the shipped cost model's seconds per unit of work were fitted on a run whose solves took, weighted by their work,
+# 214 iterations on average (function-value restart): work is counted in units of that many iterations
+ITERS_CALIBRATION = 214.0
 
 
-def _work(p: dict) -> float:
+def _iterations(p: dict) -> float:
+    """Expected iterations of the convex solve at the point's α (log-log interpolation of the measured tables)."""
+    xs, ys = (ITERS_RECOVERY_ALPHAS, ITERS_RECOVERY) if p.get("lam", 1.0) < 0.01 else (ITER_ALPHAS, ITERS)
+    return float(np.exp(np.interp(np.log(p["alpha"]), np.log(xs), np.log(ys))))
+
+
+def _pass_work(p: dict) -> float:
+    """One iteration's work: α d⁴ (GOE), scaled by the real features' relative pass cost."""
     if p.get("design", "goe") == "quadratic":
         return p["alpha"] * p["d"] ** 4 * REAL_PASS_COST * min(1.0, REAL_PASS_D / p["d"])
     return p["alpha"] * p["d"] ** 4
+
+
+def _work(p: dict) -> float:
+    return _pass_work(p) * _iterations(p) / ITERS_CALIBRATION
 
 
 def _memory(p: dict) -> float:
@@ -562,7 +583,7 @@ def _equivalence_work(p: dict) -> float:
     """The convex solve plus GD's steps at width m (rank + offset: about 0.6·d at the EQUIV point, the theory's
     rank fraction there)."""
     m = p["m"] if "m" in p else 0.6 * p["d"] + p["m_offset"]
-    return _work(p) * (1.0 + p["steps"] * m / p["d"])
+    return _pass_work(p) * (1.0 + p["steps"] * m / p["d"])
 
 
 def _threshold_work(p: dict) -> float:
