@@ -39,7 +39,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from _common import write
+from _common import RESULTS, write
 from overparam.backend import pin_threads
 from overparam.diagnostics import HessianOperator, certify, hutchpp, lanczos, spectral_density
 
@@ -153,13 +153,21 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
     """(result of the last run, best wall time of ``repeats``; a first run slower than SLOW seconds is not repeated)."""
     best, out, runs = math.inf, None, 0
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         out = fn()
+        sync()
         best, runs = min(best, time.perf_counter() - t0), runs + 1
         if best > SLOW:
             break
     RUNS[best] = runs
     return out, best
+
+
+def sync() -> None:
+    """Wait for the GPU's queued work, so that a wall time covers it."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def load() -> str:
@@ -394,6 +402,7 @@ def main() -> None:
     ap.add_argument("--slow", type=float, default=60.0, help="seconds above which a first run is not repeated")
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--name", default=None, help="results file name (default hessian_eigenvalues_DEVICE)")
+    ap.add_argument("--out", default=None, help="folder for the results (default benchmarks/results)")
     args = ap.parse_args()
     pin_threads(args.threads)
     SLOW = args.slow
@@ -414,7 +423,7 @@ def main() -> None:
                 new += certify_task(args, net, loss, X, y, H, n_params, model,
                                     float(lam[0]["value"]) if lam else None)
             rows += new
-            write(args.name or f"hessian_eigenvalues_{args.device}", rows, notes(args))
+            write(args.name or f"hessian_eigenvalues_{args.device}", rows, notes(args), args.out or RESULTS)
 
 
 def notes(args) -> str:

@@ -31,7 +31,7 @@ def test_quadratic_exact_mu_L_and_zero_lipschitz():
     cert = certify(model, loss, z, z, dense_limit=0, seed=0)
     assert cert.mu == pytest.approx(ev[0], rel=1e-10) and cert.L == pytest.approx(ev[-1], rel=1e-10)
     assert cert.hessian_lipschitz == 0.0 and math.isinf(cert.radius) and cert.ball_check_passed
-    assert 0 < cert.products <= cert.max_products == 500
+    assert 0 < cert.products <= cert.max_products == 300
     assert any("estimate from" in n and "not a bound" in n for n in cert.notes)
 
 
@@ -46,7 +46,7 @@ def test_cubic_known_lipschitz_constant_and_ball():
     assert cert.radius == pytest.approx(ev[0] / (2 * c), rel=1e-6)
     # λ_min on the ball ≥ μ − M r = μ/2 exactly for this loss
     assert cert.ball_check_passed and cert.ball_min_eigenvalue >= ev[0] / 2 - 1e-9
-    assert cert.products <= 500 and seen and seen[-1][1] == cert.products and seen[-1][2] == 500
+    assert cert.products <= 300 and seen and seen[-1][1] == cert.products and seen[-1][2] == 300
     assert cert.secants >= 9
 
 

@@ -146,16 +146,17 @@ class _Difference:
         return self.Ha.matvec(v) - self.Hb.matvec(v)
 
 
-#: Lanczos settings of the matrix-free certificate: a secant's ‖H(θ') − H(θ)‖₂ from at most 6 Lanczos steps on the
-#: difference (12 Hessian-vector products; stopped early at a relative residual of 1e-2, where its Ritz value is within
+#: Lanczos settings of the matrix-free certificate: a secant's ‖H(θ') − H(θ)‖₂ from at most 5 Lanczos steps on the
+#: difference (10 Hessian-vector products; stopped early at a relative residual of 1e-2, where its Ritz value is within
 #: ~1e-4 relative, r²/gap): the extreme Ritz value of a few steps is a lower estimate of the norm, as the secant itself
-#: is of M. λ_min at a ball point, warm-started from θ's bottom Ritz vector, to 1e-3 in at most 20 products.
-_SECANT_TOL, _SECANT_PRODUCTS, _BALL_TOL, _BALL_PRODUCTS = 1e-2, 6, 1e-3, 20
+#: is of M. λ_min at a ball point, warm-started from θ's bottom Ritz vector, to 1e-3 in at most 15 products (a Ritz
+#: value, so an upper estimate of λ_min there).
+_SECANT_TOL, _SECANT_PRODUCTS, _BALL_TOL, _BALL_PRODUCTS = 1e-2, 5, 1e-3, 15
 #: the cumulative share of ``max_products`` by which each stage of the matrix-free certificate ends (unspent products
-#: roll over): μ and L by Lanczos 40 %, the secants at δ 65 %, the refinement along −∇λ_min 80 %, the ball check 100 %.
-#: At the default budget of 500: 200 for the extremes (λ_min to 1e-6 took 125–150 at 10⁶ parameters), 9 secants of 12
-#: products at δ, 3 refinement secants, and ≥ 100 for the ball check (5 points of ≤ 20 products).
-_SHARES = {"extremes": 0.4, "secants": 0.65, "refinement": 0.8, "ball": 1.0}
+#: roll over): μ and L by Lanczos 35 %, the secants at δ to 70 %, the refinement along −∇λ_min to 80 %, the ball check
+#: to 100 %. At the default budget of 300: 105 products for the extremes, 9 secants of 10 products at δ, 3 refinement
+#: secants, and ≥ 60 products for the ball check (4 points of ≤ 15).
+_SHARES = {"extremes": 0.35, "secants": 0.7, "refinement": 0.8, "ball": 1.0}
 
 
 def _norm_free(D: _Difference, budget: _Budget, seed: int, stage: str) -> float | None:
@@ -189,7 +190,7 @@ def _lambda_min_gradient(op: HessianOperator, v: torch.Tensor, eps: float) -> to
 
 def _extremes_free(H: HessianOperator, tol: float, budget: _Budget, seed: int,
                    notes: list[str]) -> tuple[float, float, torch.Tensor]:
-    """μ = λ_min, L = λ_max and λ_min's unit eigenvector from one Lanczos run, with at most 40 % of the budget
+    """μ = λ_min, L = λ_max and λ_min's unit eigenvector from one Lanczos run, with at most 35 % of the budget
     (``_SHARES``),
     stopped by the value test (the eigenvalues' estimated error ≤ tol·|θ|: μ and L are what the certificate uses)."""
     def tick(products: int, *_: object) -> None:
@@ -235,7 +236,7 @@ def _unit_sampler(H: HessianOperator, rng: np.random.Generator) -> Callable[[], 
 def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
             param_filter: Callable | None = None, batch_size: int | None = None, dense_limit: int = 2000,
             n_directions: int = 8, delta: float | None = None, n_ball: int = 8, refine: int = 3, seed: int = 0,
-            eig_tol: float = 1e-10, max_products: int = 500,
+            eig_tol: float = 1e-10, max_products: int = 300,
             progress: bool | Callable[[str, int, int], None] | None = None) -> Certificate:
     """Strong-convexity certificate at the model's current parameters (module docstring). Dense eigenvalues when the
     model has ≤ ``dense_limit`` parameters, Lanczos otherwise.
@@ -250,10 +251,10 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
     Matrix-free path (more than ``dense_limit`` parameters), within ``max_products`` Hessian-vector products in all
     (a product of a difference of Hessians counts two; the 3 gradients for ∇λ_min are not counted), in stages that
     each end by a share of the budget (``_SHARES``; unspent products roll over): μ, L and λ_min's eigenvector from one
-    thick-restart Lanczos run on both ends (40 %; estimated relative error of the values max(eig_tol, 1e3·ε of the
-    model's dtype)); the secants at δ, each ‖H(θ + δu) − H(θ)‖₂ from ≤ 6 Lanczos steps on the difference (to 65 %);
+    thick-restart Lanczos run on both ends (35 %; estimated relative error of the values max(eig_tol, 1e3·ε of the
+    model's dtype)); the secants at δ, each ‖H(θ + δu) − H(θ)‖₂ from ≤ 5 Lanczos steps on the difference (to 70 %);
     the refinement along u* only, one secant per round (to 80 %); the ball check at the sphere point θ + r·u* and
-    ``n_ball`` uniform points inside, each λ_min by ≤ 20 Lanczos steps warm-started from θ's bottom Ritz vector (the
+    ``n_ball`` uniform points inside, each λ_min by ≤ 15 Lanczos steps warm-started from θ's bottom Ritz vector (the
     rest). Where a stage's share runs out it stops and ``notes`` says so; ``Certificate.products`` is what was spent.
     M stays an estimate from the sampled secants (``notes`` says so), never a bound. ``progress``: True prints each
     step's product count to stderr; a callable gets ``(stage, products, max_products)``.
