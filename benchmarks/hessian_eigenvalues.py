@@ -21,7 +21,9 @@ relative distance to it. Settings, chosen to ask every tool for the same accurac
 - certify: overparam only (no baseline has one), at the indefinite point and at a positive definite one (the loss
   plus (ρ/2)‖θ‖² with ρ = 1.5|λ_min|), within ``--certify-products``.
 
-Threads pinned (overparam.backend.pin_threads), best of ``--repeats`` wall times, machine load from /proc/loadavg.
+Threads pinned (overparam.backend.pin_threads), best of ``--repeats`` wall times (a first run slower than ``--slow``
+seconds runs once: the ``runs`` column), the process's CPU seconds of that run (``cpu_seconds``: on a shared machine
+the wall time grows with the load, the CPU time of a one-thread run much less), machine load from /proc/loadavg.
 
     python benchmarks/hessian_eigenvalues.py                       # 1e5 and 1e6, MLP and CNN, CPU
     python benchmarks/hessian_eigenvalues.py --params 1e5 --models mlp --tasks top10 lambda_min
@@ -146,21 +148,23 @@ def curvlinops_op(net, loss, X, y, batch: int) -> Any:
 
 # --- one timed run --------------------------------------------------------------------------------------------------
 SLOW = 60.0  # seconds: a method whose first run takes longer runs once (--slow; the ``runs`` column says so)
-RUNS: dict[float, int] = {}  # best wall time -> runs it is the best of (read by row())
+RUNS: dict[float, tuple[int, float]] = {}  # best wall time -> (runs it is the best of, its CPU seconds), for row()
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
     """(result of the last run, best wall time of ``repeats``; a first run slower than SLOW seconds is not repeated)."""
-    best, out, runs = math.inf, None, 0
+    best, out, runs, cpu = math.inf, None, 0, math.nan
     for _ in range(repeats):
         sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         sync()
-        best, runs = min(best, time.perf_counter() - t0), runs + 1
+        t, runs = time.perf_counter() - t0, runs + 1
+        if t < best:
+            best, cpu = t, time.process_time() - c0
         if best > SLOW:
             break
-    RUNS[best] = runs
+    RUNS[best] = (runs, cpu)
     return out, best
 
 
@@ -180,8 +184,9 @@ def load() -> str:
 def row(params: int, model: str, task: str, tool: str, seconds: float, products: int | float, value: str,
         accuracy: float | str, **extra: Any) -> dict:
     """One result row, printed (flushed) as soon as it is made so that a run cut short still shows its rows."""
-    r = {"params": params, "model": model, "task": task, "tool": tool, "seconds": seconds,
-         "runs": RUNS.get(seconds, 1), "products": products, "value": value, "accuracy": accuracy, "load": load(),
+    runs, cpu = RUNS.get(seconds, (1, math.nan))
+    r = {"params": params, "model": model, "task": task, "tool": tool, "seconds": seconds, "cpu_seconds": cpu,
+         "runs": runs, "products": products, "value": value, "accuracy": accuracy, "load": load(),
          "products_to_1e-6": "", "notes": "", **extra}
     print(r, flush=True)
     return r
@@ -253,11 +258,21 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
         for tool, (v, t, p) in bottom.items():
             extra = {}
             if tool == f"overparam ({args.lanczos_tests[-1]} test)" and hist:
-                first = next((p_ for p_, th in hist if abs(th / best - 1) <= 1e-6), math.nan)
-                extra["products_to_1e-6"] = first
+                extra["products_to_1e-6"] = _first_within(hist, best)
+                HISTORY[f"{n_params} {model} {tool}"] = list(hist)
             rows.append(row(n_params, model, "lambda_min", tool, t, p, f"{v[0]:.8g}", abs(float(v[0]) / best - 1),
                             **extra))
     return rows
+
+
+HISTORY: dict[str, list[tuple[int, float]]] = {}  # λ_min's Ritz value after each product, for --combine
+
+
+def _first_within(hist: list[tuple[int, float]], best: float, rel: float = 1e-6) -> int | float:
+    """The product after which the Ritz value first came (and stayed) within ``rel`` of ``best``."""
+    far = [p for p, th in hist if abs(th / best - 1) > rel]
+    after = [p for p, _ in hist if not far or p > far[-1]]
+    return after[0] if after else math.nan
 
 
 def trace_task(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
@@ -375,6 +390,51 @@ def certify_task(args, net, loss, X, y, H, n_params, model, lam_min: float | Non
     return rows
 
 
+def combine(names: list[str], out: str, folder: str | os.PathLike) -> None:
+    """One table from the results of several runs (``--combine``; e.g. the baselines and overparam measured as two
+    processes side by side on a shared machine): λ_min's accuracy recomputed against the smallest value in all of them,
+    top-10's from its first and tenth values against the largest of the Lanczos tools (the PyHessian rule above)."""
+    import json
+    from pathlib import Path
+    runs = [json.loads((Path(folder) / f"{n}.json").read_text()) for n in names]
+    history = {k: v for run in runs for k, v in run.get("history", {}).items()}
+    keys = list(dict.fromkeys(k for run in runs for r in run["rows"] for k in r))
+    rows = [{k: r.get(k, "") for k in keys} for run in runs for r in run["rows"]]
+    for (params, model), group in _groups(rows).items():
+        low = [r for r in group if r["task"] == "lambda_min"]
+        if low:
+            best = min(float(r["value"]) for r in low)
+            for r in low:
+                r["accuracy"] = abs(float(r["value"]) / best - 1)
+                hist = history.get(f"{params} {model} {r['tool']}")
+                if hist:
+                    r["products_to_1e-6"] = _first_within(hist, best)
+        top = [r for r in group if r["task"] == "top-10"]
+        ref = [r for r in top if "PyHessian" not in r["tool"]]
+        if ref:
+            ends = np.array([[float(x) for x in r["value"].split(" … ")] for r in ref]).max(0)
+            for r in top:
+                r["accuracy"] = float(np.max(np.abs(np.array([float(x) for x in r["value"].split(" … ")]) / ends - 1)))
+    note = " ".join(f"[{n}] {run['notes']}" for n, run in zip(names, runs))
+    write(out, rows, "combined runs (accuracy against the best of all of them): " + note, folder)
+    _add_history(Path(folder) / f"{out}.json", history)
+
+
+def _add_history(path, history: dict) -> None:
+    """λ_min's convergence history into the results JSON (not the table)."""
+    import json
+    payload = json.loads(path.read_text())
+    payload["history"] = history
+    path.write_text(json.dumps(payload, indent=2))
+
+
+def _groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault((r["params"], r["model"]), []).append(r)
+    return out
+
+
 def main() -> None:
     global SLOW
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -403,7 +463,11 @@ def main() -> None:
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--name", default=None, help="results file name (default hessian_eigenvalues_DEVICE)")
     ap.add_argument("--out", default=None, help="folder for the results (default benchmarks/results)")
+    ap.add_argument("--combine", nargs="+", default=None, metavar="NAME",
+                    help="write one table (--name) from these results files and exit")
     args = ap.parse_args()
+    if args.combine:
+        return combine(args.combine, args.name or "hessian_eigenvalues_combined", args.out or RESULTS)
     pin_threads(args.threads)
     SLOW = args.slow
     rows: list[dict] = []
@@ -423,7 +487,8 @@ def main() -> None:
                 new += certify_task(args, net, loss, X, y, H, n_params, model,
                                     float(lam[0]["value"]) if lam else None)
             rows += new
-            write(args.name or f"hessian_eigenvalues_{args.device}", rows, notes(args), args.out or RESULTS)
+            path = write(args.name or f"hessian_eigenvalues_{args.device}", rows, notes(args), args.out or RESULTS)
+            _add_history(path, HISTORY)
 
 
 def notes(args) -> str:
