@@ -27,12 +27,18 @@ part() {  # part NAME LIMIT_S ARGS...: one run of the benchmark under a time lim
       --lanczos-tests value --max-lanczos 400 --certify-products 500 --trace-products 99 --repeats 3 --slow 10 \
       --large 5e6 --out "$OUT" --name "hessian_eigenvalues_${DEVICE}_$name" "$@" 2>&1 \
       | tee -a "$OUT/hessian_eigenvalues_gpu.log"
-  echo "== $name exit ${PIPESTATUS[0]} (124: cut at the limit; the rows above were measured)" \
-      | tee -a "$OUT/hessian_eigenvalues_gpu.log"
+  local rc=${PIPESTATUS[0]}
+  [ "$rc" = 124 ] && rc="124: cut at the limit, the rows above were measured"
+  echo "== $name exit $rc" | tee -a "$OUT/hessian_eigenvalues_gpu.log"
 }
 
 part small_overparam 35 --params "$SMALL" --tools overparam --tasks top10 lambda_min trace certify
 part small_baselines 50 --params "$SMALL" --tools curvlinops pyhessian --tasks top10 lambda_min trace
 part large_overparam 60 --params "$LARGE" --tools overparam --tools-large overparam --tasks top10 lambda_min trace certify
 part large_baselines 80 --params "$LARGE" --tools curvlinops --tools-large curvlinops --tasks top10 lambda_min trace
+# one table of the four parts (accuracy against the best value of all of them)
+"$PY" hessian_eigenvalues.py --combine "hessian_eigenvalues_${DEVICE}_small_overparam" \
+    "hessian_eigenvalues_${DEVICE}_small_baselines" "hessian_eigenvalues_${DEVICE}_large_overparam" \
+    "hessian_eigenvalues_${DEVICE}_large_baselines" --out "$OUT" --name "hessian_eigenvalues_${DEVICE}" \
+    2>&1 | tee -a "$OUT/hessian_eigenvalues_gpu.log"
 exit 0

@@ -396,6 +396,7 @@ def combine(names: list[str], out: str, folder: str | os.PathLike) -> None:
     top-10's from its first and tenth values against the largest of the Lanczos tools (the PyHessian rule above)."""
     import json
     from pathlib import Path
+    names = [n for n in names if (Path(folder) / f"{n}.json").exists()]  # a part cut short may have written none
     runs = [json.loads((Path(folder) / f"{n}.json").read_text()) for n in names]
     history = {k: v for run in runs for k, v in run.get("history", {}).items()}
     keys = list(dict.fromkeys(k for run in runs for r in run["rows"] for k in r))
@@ -473,22 +474,30 @@ def main() -> None:
     rows: list[dict] = []
     for params in args.params:
         for model in args.models:
-            net, loss, X, y = problem(model, params, args.n if model == "mlp" else args.n_cnn, args.device)
-            n_params = sum(p.numel() for p in net.parameters())
-            tools = args.tools if params <= args.large else [t for t in args.tools if t in args.tools_large]
-            H = HessianOperator(net, loss, X, y, batch_size=args.batch)
-            new = eig_tasks(args, net, loss, X, y, H, n_params, model, tools)
-            if "trace" in args.tasks:
-                new += trace_task(args, net, loss, X, y, H, n_params, model, tools)
-            if "density" in args.tasks:
-                new += density_task(args, net, loss, X, y, H, n_params, model, tools)
-            if "certify" in args.tasks and "overparam" in tools:
-                lam = [r for r in new if r["task"] == "lambda_min" and r["tool"].startswith("overparam")]
-                new += certify_task(args, net, loss, X, y, H, n_params, model,
-                                    float(lam[0]["value"]) if lam else None)
-            rows += new
-            path = write(args.name or f"hessian_eigenvalues_{args.device}", rows, notes(args), args.out or RESULTS)
-            _add_history(path, HISTORY)
+            run_model(args, params, model, rows)
+
+
+def run_model(args, params: float, model: str, rows: list[dict]) -> None:
+    """Every task of one model at one size; ``rows`` grows and is written after each task (a run cut short keeps
+    what it measured)."""
+    net, loss, X, y = problem(model, params, args.n if model == "mlp" else args.n_cnn, args.device)
+    n_params = sum(p.numel() for p in net.parameters())
+    tools = args.tools if params <= args.large else [t for t in args.tools if t in args.tools_large]
+    H = HessianOperator(net, loss, X, y, batch_size=args.batch)
+
+    def keep(new: list[dict]) -> list[dict]:
+        rows.extend(new)
+        path = write(args.name or f"hessian_eigenvalues_{args.device}", rows, notes(args), args.out or RESULTS)
+        _add_history(path, HISTORY)
+        return new
+    lam = keep(eig_tasks(args, net, loss, X, y, H, n_params, model, tools))
+    if "trace" in args.tasks:
+        keep(trace_task(args, net, loss, X, y, H, n_params, model, tools))
+    if "density" in args.tasks:
+        keep(density_task(args, net, loss, X, y, H, n_params, model, tools))
+    if "certify" in args.tasks and "overparam" in tools:
+        lam = [r for r in lam if r["task"] == "lambda_min" and r["tool"].startswith("overparam")]
+        keep(certify_task(args, net, loss, X, y, H, n_params, model, float(lam[0]["value"]) if lam else None))
 
 
 def notes(args) -> str:
