@@ -193,6 +193,15 @@ def row(params: int, model: str, task: str, tool: str, seconds: float, products:
 
 
 # --- tasks ----------------------------------------------------------------------------------------------------------
+def measured(store: dict, task: str, tool: str, values: np.ndarray, seconds: float, products: int) -> int:
+    """Keep one tool's eigenvalues for the rows (made once every tool has run, against the best of them) and print
+    them now, so that a run cut short still shows what it measured. Returns ``products``."""
+    store[tool] = (values, seconds, products)
+    print(f"# measured {task}, {tool}: {seconds:.4g} s, {products} products, {values[0]:.8g} … {values[-1]:.8g} "
+          f"(load {load()})", flush=True)
+    return products
+
+
 def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
     """top-10 and λ_min for every tool; accuracy against the best value reached."""
     from scipy.sparse.linalg import eigsh
@@ -201,7 +210,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
     ours_top_products = 60
     if "top10" in args.tasks and "overparam" in tools:
         res, t = timed(lambda: lanczos(H, k_top=10, k_bottom=0, tol=1e-6, seed=0), args.repeats)
-        top["overparam"], ours_top_products = (res.largest, t, res.products), res.products
+        ours_top_products = measured(top, "top-10", "overparam", res.largest, t, res.products)
     hist: list[tuple[int, float]] = []
     if "lambda_min" in args.tasks and "overparam" in tools:
         for test in args.lanczos_tests:
@@ -210,7 +219,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
                 return lanczos(H, k_top=0, k_bottom=1, tol=1e-6, seed=0, max_products=args.max_lanczos, test=test,
                                callback=lambda p, th, r: hist.append((p, float(th[0]))))
             res, t = timed(run, args.repeats)
-            bottom[f"overparam ({test} test)"] = (res.smallest, t, res.products)
+            measured(bottom, "lambda_min", f"overparam ({test} test)", res.smallest, t, res.products)
         ours_bottom_products = res.products
     else:
         ours_bottom_products = 200
@@ -223,7 +232,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
                     c.n = 0
                     return np.sort(eigsh(op, k=k, which=which, tol=1e-6, v0=v0, return_eigenvectors=False))
                 vals, t = timed(run, args.repeats)
-                store["curvlinops + eigsh"] = (vals, t, c.n)
+                measured(store, task, "curvlinops + eigsh", vals, t, c.n)
     if "eigenthings" in tools:
         import hessian_eigenthings as he
         c = Counter()
@@ -237,7 +246,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
                                    reorthogonalize=True)
                     return np.sort(r.eigenvalues.double().cpu().numpy())
                 vals, t = timed(run, args.repeats)
-                store["hessian-eigenthings lanczos"] = (vals, t, c.n)
+                measured(store, task, "hessian-eigenthings lanczos", vals, t, c.n)
     if "pyhessian" in tools and "top10" in args.tasks:
         c = Counter()
         ph = pyhessian_counted(c)
@@ -247,7 +256,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
             hc = ph.hessian(net, loss, data=(X, y), cuda=args.device == "cuda")
             return np.sort(np.asarray(hc.eigenvalues(maxIter=args.pyhessian_iters, tol=1e-4, top_n=10)[0], float))
         vals, t = timed(run, args.repeats)
-        top["PyHessian power iteration"] = (vals, t, c.n)
+        measured(top, "top-10", "PyHessian power iteration", vals, t, c.n)
     if top:  # Ritz values bound λ_k from below; PyHessian's deflated power iteration gives no bound: not a reference
         best = np.max(np.stack([v for tool, (v, _, _) in top.items() if "PyHessian" not in tool]), 0)
         for tool, (v, t, p) in top.items():
