@@ -28,6 +28,11 @@ the wall time grows with the load, the CPU time of a one-thread run much less), 
     python benchmarks/hessian_eigenvalues.py                       # 1e5 and 1e6, MLP and CNN, CPU
     python benchmarks/hessian_eigenvalues.py --params 1e5 --models mlp --tasks top10 lambda_min
     python benchmarks/hessian_eigenvalues.py --device cuda --params 1e7 --repeats 3   # on a GPU
+    python benchmarks/hessian_eigenvalues.py --combine NAME1 NAME2 --name NAME     # one table of runs made side by side
+    OUT=/tmp/out bash benchmarks/gpu_i18.sh                                        # 1e6 and 1e7 on one GPU, ≤ 4 min
+
+Each tool's top-10 and λ_min are printed as soon as measured and the results files are rewritten after every task, so
+a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
@@ -465,7 +470,7 @@ def main() -> None:
     ap.add_argument("--trace-products", type=int, default=99)
     ap.add_argument("--slq-probes", type=int, default=4)
     ap.add_argument("--slq-steps", type=int, default=40)
-    ap.add_argument("--certify-products", type=int, default=1000)
+    ap.add_argument("--certify-products", type=int, default=300, help="certify's budget (its default)")
     ap.add_argument("--max-lanczos", type=int, default=600)
     ap.add_argument("--lanczos-tests", nargs="+", default=["value", "residual"], choices=["value", "residual"],
                     help="overparam's stopping tests run for λ_min")
