@@ -20,16 +20,17 @@ def machine() -> dict:
     return info
 
 
-def write(name: str, rows: list[dict], notes: str = "") -> Path:
-    """Write ``results/NAME.json`` and ``results/NAME.md`` (a table of ``rows``)."""
-    RESULTS.mkdir(exist_ok=True)
+def write(name: str, rows: list[dict], notes: str = "", folder: Path | str = RESULTS) -> Path:
+    """Write ``results/NAME.json`` and ``results/NAME.md`` (a table of ``rows``), or under another ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "rows": rows,
                "notes": notes}
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2))
+    (folder / f"{name}.json").write_text(json.dumps(payload, indent=2))
     cols = list(rows[0]) if rows else []
     md = [f"# {name}", "", f"{payload['date']} · {payload['machine']}", "", notes, "",
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         md.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
-    (RESULTS / f"{name}.md").write_text("\n".join(md) + "\n")
-    return RESULTS / f"{name}.json"
+    (folder / f"{name}.md").write_text("\n".join(md) + "\n")
+    return folder / f"{name}.json"

@@ -21,11 +21,18 @@ relative distance to it. Settings, chosen to ask every tool for the same accurac
 - certify: overparam only (no baseline has one), at the indefinite point and at a positive definite one (the loss
   plus (ρ/2)‖θ‖² with ρ = 1.5|λ_min|), within ``--certify-products``.
 
-Threads pinned (overparam.backend.pin_threads), best of ``--repeats`` wall times, machine load from /proc/loadavg.
+Threads pinned (overparam.backend.pin_threads), best of ``--repeats`` wall times (a first run slower than ``--slow``
+seconds runs once: the ``runs`` column), the process's CPU seconds of that run (``cpu_seconds``: on a shared machine
+the wall time grows with the load, the CPU time of a one-thread run much less), machine load from /proc/loadavg.
 
     python benchmarks/hessian_eigenvalues.py                       # 1e5 and 1e6, MLP and CNN, CPU
     python benchmarks/hessian_eigenvalues.py --params 1e5 --models mlp --tasks top10 lambda_min
     python benchmarks/hessian_eigenvalues.py --device cuda --params 1e7 --repeats 3   # on a GPU
+    python benchmarks/hessian_eigenvalues.py --combine NAME1 NAME2 --name NAME     # one table of runs made side by side
+    OUT=/tmp/out bash benchmarks/gpu_i18.sh                                        # 1e6 and 1e7 on one GPU, ≤ 4 min
+
+Each tool's top-10 and λ_min are printed as soon as measured and the results files are rewritten after every task, so
+a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from _common import write
+from _common import RESULTS, write
 from overparam.backend import pin_threads
 from overparam.diagnostics import HessianOperator, certify, hutchpp, lanczos, spectral_density
 
@@ -145,14 +152,31 @@ def curvlinops_op(net, loss, X, y, batch: int) -> Any:
 
 
 # --- one timed run --------------------------------------------------------------------------------------------------
+SLOW = 60.0  # seconds: a method whose first run takes longer runs once (--slow; the ``runs`` column says so)
+RUNS: dict[float, tuple[int, float]] = {}  # best wall time -> (runs it is the best of, its CPU seconds), for row()
+
+
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, float]:
-    """(result of the last run, best wall time of ``repeats``)."""
-    best, out = math.inf, None
+    """(result of the last run, best wall time of ``repeats``; a first run slower than SLOW seconds is not repeated)."""
+    best, out, runs, cpu = math.inf, None, 0, math.nan
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        sync()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
-        best = min(best, time.perf_counter() - t0)
+        sync()
+        t, runs = time.perf_counter() - t0, runs + 1
+        if t < best:
+            best, cpu = t, time.process_time() - c0
+        if best > SLOW:
+            break
+    RUNS[best] = (runs, cpu)
     return out, best
+
+
+def sync() -> None:
+    """Wait for the GPU's queued work, so that a wall time covers it."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def load() -> str:
@@ -164,11 +188,25 @@ def load() -> str:
 
 def row(params: int, model: str, task: str, tool: str, seconds: float, products: int | float, value: str,
         accuracy: float | str, **extra: Any) -> dict:
-    return {"params": params, "model": model, "task": task, "tool": tool, "seconds": seconds, "products": products,
-            "value": value, "accuracy": accuracy, "load": load(), "products_to_1e-6": "", "notes": "", **extra}
+    """One result row, printed (flushed) as soon as it is made so that a run cut short still shows its rows."""
+    runs, cpu = RUNS.get(seconds, (1, math.nan))
+    r = {"params": params, "model": model, "task": task, "tool": tool, "seconds": seconds, "cpu_seconds": cpu,
+         "runs": runs, "products": products, "value": value, "accuracy": accuracy, "load": load(),
+         "products_to_1e-6": "", "notes": "", **extra}
+    print(r, flush=True)
+    return r
 
 
 # --- tasks ----------------------------------------------------------------------------------------------------------
+def measured(store: dict, task: str, tool: str, values: np.ndarray, seconds: float, products: int) -> int:
+    """Keep one tool's eigenvalues for the rows (made once every tool has run, against the best of them) and print
+    them now, so that a run cut short still shows what it measured. Returns ``products``."""
+    store[tool] = (values, seconds, products)
+    print(f"# measured {task}, {tool}: {seconds:.4g} s, {products} products, {values[0]:.8g} … {values[-1]:.8g} "
+          f"(load {load()})", flush=True)
+    return products
+
+
 def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
     """top-10 and λ_min for every tool; accuracy against the best value reached."""
     from scipy.sparse.linalg import eigsh
@@ -177,7 +215,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
     ours_top_products = 60
     if "top10" in args.tasks and "overparam" in tools:
         res, t = timed(lambda: lanczos(H, k_top=10, k_bottom=0, tol=1e-6, seed=0), args.repeats)
-        top["overparam"], ours_top_products = (res.largest, t, res.products), res.products
+        ours_top_products = measured(top, "top-10", "overparam", res.largest, t, res.products)
     hist: list[tuple[int, float]] = []
     if "lambda_min" in args.tasks and "overparam" in tools:
         for test in args.lanczos_tests:
@@ -186,7 +224,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
                 return lanczos(H, k_top=0, k_bottom=1, tol=1e-6, seed=0, max_products=args.max_lanczos, test=test,
                                callback=lambda p, th, r: hist.append((p, float(th[0]))))
             res, t = timed(run, args.repeats)
-            bottom[f"overparam ({test} test)"] = (res.smallest, t, res.products)
+            measured(bottom, "lambda_min", f"overparam ({test} test)", res.smallest, t, res.products)
         ours_bottom_products = res.products
     else:
         ours_bottom_products = 200
@@ -199,7 +237,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
                     c.n = 0
                     return np.sort(eigsh(op, k=k, which=which, tol=1e-6, v0=v0, return_eigenvectors=False))
                 vals, t = timed(run, args.repeats)
-                store["curvlinops + eigsh"] = (vals, t, c.n)
+                measured(store, task, "curvlinops + eigsh", vals, t, c.n)
     if "eigenthings" in tools:
         import hessian_eigenthings as he
         c = Counter()
@@ -213,7 +251,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
                                    reorthogonalize=True)
                     return np.sort(r.eigenvalues.double().cpu().numpy())
                 vals, t = timed(run, args.repeats)
-                store["hessian-eigenthings lanczos"] = (vals, t, c.n)
+                measured(store, task, "hessian-eigenthings lanczos", vals, t, c.n)
     if "pyhessian" in tools and "top10" in args.tasks:
         c = Counter()
         ph = pyhessian_counted(c)
@@ -223,7 +261,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
             hc = ph.hessian(net, loss, data=(X, y), cuda=args.device == "cuda")
             return np.sort(np.asarray(hc.eigenvalues(maxIter=args.pyhessian_iters, tol=1e-4, top_n=10)[0], float))
         vals, t = timed(run, args.repeats)
-        top["PyHessian power iteration"] = (vals, t, c.n)
+        measured(top, "top-10", "PyHessian power iteration", vals, t, c.n)
     if top:  # Ritz values bound λ_k from below; PyHessian's deflated power iteration gives no bound: not a reference
         best = np.max(np.stack([v for tool, (v, _, _) in top.items() if "PyHessian" not in tool]), 0)
         for tool, (v, t, p) in top.items():
@@ -234,11 +272,21 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
         for tool, (v, t, p) in bottom.items():
             extra = {}
             if tool == f"overparam ({args.lanczos_tests[-1]} test)" and hist:
-                first = next((p_ for p_, th in hist if abs(th / best - 1) <= 1e-6), math.nan)
-                extra["products_to_1e-6"] = first
+                extra["products_to_1e-6"] = _first_within(hist, best)
+                HISTORY[f"{n_params} {model} {tool}"] = list(hist)
             rows.append(row(n_params, model, "lambda_min", tool, t, p, f"{v[0]:.8g}", abs(float(v[0]) / best - 1),
                             **extra))
     return rows
+
+
+HISTORY: dict[str, list[tuple[int, float]]] = {}  # λ_min's Ritz value after each product, for --combine
+
+
+def _first_within(hist: list[tuple[int, float]], best: float, rel: float = 1e-6) -> int | float:
+    """The product after which the Ritz value first came (and stayed) within ``rel`` of ``best``."""
+    far = [p for p, th in hist if abs(th / best - 1) > rel]
+    after = [p for p, _ in hist if not far or p > far[-1]]
+    return after[0] if after else math.nan
 
 
 def trace_task(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
@@ -356,7 +404,54 @@ def certify_task(args, net, loss, X, y, H, n_params, model, lam_min: float | Non
     return rows
 
 
+def combine(names: list[str], out: str, folder: str | os.PathLike) -> None:
+    """One table from the results of several runs (``--combine``; e.g. the baselines and overparam measured as two
+    processes side by side on a shared machine): λ_min's accuracy recomputed against the smallest value in all of them,
+    top-10's from its first and tenth values against the largest of the Lanczos tools (the PyHessian rule above)."""
+    import json
+    from pathlib import Path
+    names = [n for n in names if (Path(folder) / f"{n}.json").exists()]  # a part cut short may have written none
+    runs = [json.loads((Path(folder) / f"{n}.json").read_text()) for n in names]
+    history = {k: v for run in runs for k, v in run.get("history", {}).items()}
+    keys = list(dict.fromkeys(k for run in runs for r in run["rows"] for k in r))
+    rows = [{k: r.get(k, "") for k in keys} for run in runs for r in run["rows"]]
+    for (params, model), group in _groups(rows).items():
+        low = [r for r in group if r["task"] == "lambda_min"]
+        if low:
+            best = min(float(r["value"]) for r in low)
+            for r in low:
+                r["accuracy"] = abs(float(r["value"]) / best - 1)
+                hist = history.get(f"{params} {model} {r['tool']}")
+                if hist:
+                    r["products_to_1e-6"] = _first_within(hist, best)
+        top = [r for r in group if r["task"] == "top-10"]
+        ref = [r for r in top if "PyHessian" not in r["tool"]]
+        if ref:
+            ends = np.array([[float(x) for x in r["value"].split(" … ")] for r in ref]).max(0)
+            for r in top:
+                r["accuracy"] = float(np.max(np.abs(np.array([float(x) for x in r["value"].split(" … ")]) / ends - 1)))
+    note = " ".join(f"[{n}] {run['notes']}" for n, run in zip(names, runs))
+    write(out, rows, "combined runs (accuracy against the best of all of them): " + note, folder)
+    _add_history(Path(folder) / f"{out}.json", history)
+
+
+def _add_history(path, history: dict) -> None:
+    """λ_min's convergence history into the results JSON (not the table)."""
+    import json
+    payload = json.loads(path.read_text())
+    payload["history"] = history
+    path.write_text(json.dumps(payload, indent=2))
+
+
+def _groups(rows: list[dict]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for r in rows:
+        out.setdefault((r["params"], r["model"]), []).append(r)
+    return out
+
+
 def main() -> None:
+    global SLOW
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--params", type=float, nargs="+", default=[1e5, 1e6])
@@ -375,34 +470,48 @@ def main() -> None:
     ap.add_argument("--trace-products", type=int, default=99)
     ap.add_argument("--slq-probes", type=int, default=4)
     ap.add_argument("--slq-steps", type=int, default=40)
-    ap.add_argument("--certify-products", type=int, default=1000)
+    ap.add_argument("--certify-products", type=int, default=300, help="certify's budget (its default)")
     ap.add_argument("--max-lanczos", type=int, default=600)
     ap.add_argument("--lanczos-tests", nargs="+", default=["value", "residual"], choices=["value", "residual"],
                     help="overparam's stopping tests run for λ_min")
+    ap.add_argument("--slow", type=float, default=60.0, help="seconds above which a first run is not repeated")
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--name", default=None, help="results file name (default hessian_eigenvalues_DEVICE)")
+    ap.add_argument("--out", default=None, help="folder for the results (default benchmarks/results)")
+    ap.add_argument("--combine", nargs="+", default=None, metavar="NAME",
+                    help="write one table (--name) from these results files and exit")
     args = ap.parse_args()
+    if args.combine:
+        return combine(args.combine, args.name or "hessian_eigenvalues_combined", args.out or RESULTS)
     pin_threads(args.threads)
+    SLOW = args.slow
     rows: list[dict] = []
     for params in args.params:
         for model in args.models:
-            net, loss, X, y = problem(model, params, args.n if model == "mlp" else args.n_cnn, args.device)
-            n_params = sum(p.numel() for p in net.parameters())
-            tools = args.tools if params <= args.large else [t for t in args.tools if t in args.tools_large]
-            H = HessianOperator(net, loss, X, y, batch_size=args.batch)
-            new = eig_tasks(args, net, loss, X, y, H, n_params, model, tools)
-            if "trace" in args.tasks:
-                new += trace_task(args, net, loss, X, y, H, n_params, model, tools)
-            if "density" in args.tasks:
-                new += density_task(args, net, loss, X, y, H, n_params, model, tools)
-            if "certify" in args.tasks and "overparam" in tools:
-                lam = [r for r in new if r["task"] == "lambda_min" and r["tool"].startswith("overparam")]
-                new += certify_task(args, net, loss, X, y, H, n_params, model,
-                                    float(lam[0]["value"]) if lam else None)
-            for r in new:
-                print(r, flush=True)
-            rows += new
-            write(args.name or f"hessian_eigenvalues_{args.device}", rows, notes(args))
+            run_model(args, params, model, rows)
+
+
+def run_model(args, params: float, model: str, rows: list[dict]) -> None:
+    """Every task of one model at one size; ``rows`` grows and is written after each task (a run cut short keeps
+    what it measured)."""
+    net, loss, X, y = problem(model, params, args.n if model == "mlp" else args.n_cnn, args.device)
+    n_params = sum(p.numel() for p in net.parameters())
+    tools = args.tools if params <= args.large else [t for t in args.tools if t in args.tools_large]
+    H = HessianOperator(net, loss, X, y, batch_size=args.batch)
+
+    def keep(new: list[dict]) -> list[dict]:
+        rows.extend(new)
+        path = write(args.name or f"hessian_eigenvalues_{args.device}", rows, notes(args), args.out or RESULTS)
+        _add_history(path, HISTORY)
+        return new
+    lam = keep(eig_tasks(args, net, loss, X, y, H, n_params, model, tools))
+    if "trace" in args.tasks:
+        keep(trace_task(args, net, loss, X, y, H, n_params, model, tools))
+    if "density" in args.tasks:
+        keep(density_task(args, net, loss, X, y, H, n_params, model, tools))
+    if "certify" in args.tasks and "overparam" in tools:
+        lam = [r for r in lam if r["task"] == "lambda_min" and r["tool"].startswith("overparam")]
+        keep(certify_task(args, net, loss, X, y, H, n_params, model, float(lam[0]["value"]) if lam else None))
 
 
 def notes(args) -> str:

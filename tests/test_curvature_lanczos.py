@@ -128,3 +128,22 @@ def test_value_test_never_stops_on_a_lone_ritz_value(name):
     ev = np.sort(SPECTRA[name])
     res = lanczos(planted(ev, seed=5), k_top=0, k_bottom=1, tol=1e-6, seed=0, test="value")
     assert res.products > 5 and abs(res.smallest[0] - ev[0]) <= 1e-6 * np.abs(ev).max()
+
+
+def test_default_basis_holds_160_vectors_within_a_quarter_of_free_memory(monkeypatch):
+    """The default keeps 160 vectors before its first restart, fewer when (vectors + 1)·n float64 would exceed a
+    quarter of the free memory, and never fewer than k + 10."""
+    import sys
+    L = sys.modules["overparam.diagnostics.lanczos"]
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(L, "_free_bytes", lambda device: None)  # unknown: the default as such
+    assert L._default_basis(10 ** 6, 2, cpu) == 160 and L._default_basis(10 ** 6, 50, cpu) == 220
+    monkeypatch.setattr(L, "_free_bytes", lambda device: 4 * 8 * 10 ** 6 * 100)  # room for 100 vectors of 10⁶
+    assert L._default_basis(10 ** 6, 2, cpu) == 99 and L._default_basis(10 ** 8, 2, cpu) == 12
+    monkeypatch.setattr(L, "_free_bytes", lambda device: None)
+    ev = np.concatenate([[-1.0, -0.9995], np.linspace(-0.999, 10, 398)])  # a near-double λ_min: slow to converge
+    H = planted(ev, seed=6)
+    whole = lanczos(H, k_top=0, k_bottom=1, tol=0.0, max_products=150, seed=0)  # tol 0: runs to the budget
+    cut = lanczos(H, k_top=0, k_bottom=1, tol=0.0, max_products=150, max_basis=40, seed=0)
+    assert whole.restarts == 0 and cut.restarts >= 3 and whole.products == cut.products == 150
+    assert abs(whole.smallest[0] - ev[0]) <= abs(cut.smallest[0] - ev[0])  # no restart loses nothing

@@ -111,13 +111,17 @@ class Certificate:
 
 class _Budget:
     """Hessian-vector products spent by the matrix-free certificate against ``limit``; reports each long step to
-    ``progress(stage, products, limit)``."""
+    ``progress(stage, products, limit)``. :meth:`stage` caps what a stage may spend: a stage ends by the cumulative
+    share ``_SHARES[stage]`` of the limit, so products an earlier stage left unspent go to the later ones."""
 
     def __init__(self, limit: int, progress: Callable[[str, int, int], None] | None):
-        self.limit, self.spent, self.progress = limit, 0, progress
+        self.limit, self.spent, self.progress, self.stop = limit, 0, progress, limit
+
+    def stage(self, name: str) -> None:
+        self.stop = max(self.spent, int(_SHARES[name] * self.limit))
 
     def left(self) -> int:
-        return self.limit - self.spent
+        return min(self.limit, self.stop) - self.spent
 
     def spend(self, products: int, stage: str) -> None:
         self.spent += products
@@ -142,11 +146,17 @@ class _Difference:
         return self.Ha.matvec(v) - self.Hb.matvec(v)
 
 
-#: Lanczos settings of the matrix-free certificate: a secant's ‖H(θ') − H(θ)‖₂ to a relative residual of 1e-2 (its
-#: Ritz value is then within ~1e-4 relative, r²/gap) in at most 12 products of the difference (24 Hessian-vector
-#: products; the extreme Ritz value of 12 steps is a lower estimate of the norm, as the secant itself is of M);
-#: λ_min at a ball point, warm-started from θ's eigenvector, to 1e-3 in at most 40 products.
-_SECANT_TOL, _SECANT_PRODUCTS, _BALL_TOL, _BALL_PRODUCTS = 1e-2, 12, 1e-3, 40
+#: Lanczos settings of the matrix-free certificate: a secant's ‖H(θ') − H(θ)‖₂ from at most 5 Lanczos steps on the
+#: difference (10 Hessian-vector products; stopped early at a relative residual of 1e-2, where its Ritz value is within
+#: ~1e-4 relative, r²/gap): the extreme Ritz value of a few steps is a lower estimate of the norm, as the secant itself
+#: is of M. λ_min at a ball point, warm-started from θ's bottom Ritz vector, to 1e-3 in at most 15 products (a Ritz
+#: value, so an upper estimate of λ_min there).
+_SECANT_TOL, _SECANT_PRODUCTS, _BALL_TOL, _BALL_PRODUCTS = 1e-2, 5, 1e-3, 15
+#: the cumulative share of ``max_products`` by which each stage of the matrix-free certificate ends (unspent products
+#: roll over): μ and L by Lanczos 35 %, the secants at δ to 70 %, the refinement along −∇λ_min to 80 %, the ball check
+#: to 100 %. At the default budget of 300: 105 products for the extremes, 9 secants of 10 products at δ, 3 refinement
+#: secants, and ≥ 60 products for the ball check (4 points of ≤ 15).
+_SHARES = {"extremes": 0.35, "secants": 0.7, "refinement": 0.8, "ball": 1.0}
 
 
 def _norm_free(D: _Difference, budget: _Budget, seed: int, stage: str) -> float | None:
@@ -180,13 +190,15 @@ def _lambda_min_gradient(op: HessianOperator, v: torch.Tensor, eps: float) -> to
 
 def _extremes_free(H: HessianOperator, tol: float, budget: _Budget, seed: int,
                    notes: list[str]) -> tuple[float, float, torch.Tensor]:
-    """μ = λ_min, L = λ_max and λ_min's unit eigenvector from one Lanczos run, with at most 40 % of the budget,
+    """μ = λ_min, L = λ_max and λ_min's unit eigenvector from one Lanczos run, with at most 35 % of the budget
+    (``_SHARES``),
     stopped by the value test (the eigenvalues' estimated error ≤ tol·|θ|: μ and L are what the certificate uses)."""
     def tick(products: int, *_: object) -> None:
         if budget.progress is not None and products % 10 == 0:
             budget.progress("λ_min and λ_max by Lanczos", budget.spent + products, budget.limit)
 
-    res = lanczos(H, k_top=1, k_bottom=1, tol=tol, max_products=max(3, int(0.4 * budget.limit)), seed=seed,
+    budget.stage("extremes")
+    res = lanczos(H, k_top=1, k_bottom=1, tol=tol, max_products=max(3, budget.left()), seed=seed,
                   vectors=True, callback=tick, test="value")
     budget.spend(res.products, "λ_min and λ_max by Lanczos")
     if not res.converged:
@@ -224,7 +236,7 @@ def _unit_sampler(H: HessianOperator, rng: np.random.Generator) -> Callable[[], 
 def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, targets: torch.Tensor, *,
             param_filter: Callable | None = None, batch_size: int | None = None, dense_limit: int = 2000,
             n_directions: int = 8, delta: float | None = None, n_ball: int = 8, refine: int = 3, seed: int = 0,
-            eig_tol: float = 1e-10, max_products: int = 1500,
+            eig_tol: float = 1e-10, max_products: int = 300,
             progress: bool | Callable[[str, int, int], None] | None = None) -> Certificate:
     """Strong-convexity certificate at the model's current parameters (module docstring). Dense eigenvalues when the
     model has ≤ ``dense_limit`` parameters, Lanczos otherwise.
@@ -233,15 +245,19 @@ def certify(model: torch.nn.Module, loss_fn: Callable, inputs: torch.Tensor, tar
     u* = −∇λ_min(θ)/‖∇λ_min(θ)‖ (:func:`_lambda_min_gradient`), then refined for up to ``refine`` rounds by the secants
     ‖H(θ') − H(θ)‖₂/r at points θ' = θ + r·u on the sphere of the current radius r = μ/(2M) (u* and ``n_ball`` random
     u): M grows to the largest secant seen, r shrinks, until no secant exceeds M. It remains an estimate from samples,
-    not a bound. The ball check evaluates λ_min at those sphere points and at ``n_ball`` uniform points inside.
+    not a bound. The ball check evaluates λ_min at those sphere points and at ``n_ball`` uniform points inside (the
+    dense path; the matrix-free path below refines along u* only and checks the ball at fewer points).
 
-    Matrix-free path (more than ``dense_limit`` parameters): μ, L and λ_min's eigenvector from one thick-restart
-    Lanczos run (estimated relative error of the values max(eig_tol, 1e3·ε of the model's dtype)); each secant's norm by Lanczos on the
-    difference of two Hessians; each ball point's λ_min by Lanczos warm-started from θ's eigenvector. At most ``max_products``
-    Hessian-vector products in all (a difference product counts two; the 4 gradients for ∇λ_min are not counted): when
-    the budget runs out, the refinement and the ball check stop where they are and ``notes`` says so; the products
-    spent are in ``Certificate.products``. ``progress``: True prints each step's product count to stderr; a callable
-    gets ``(stage, products, max_products)``.
+    Matrix-free path (more than ``dense_limit`` parameters), within ``max_products`` Hessian-vector products in all
+    (a product of a difference of Hessians counts two; the 3 gradients for ∇λ_min are not counted), in stages that
+    each end by a share of the budget (``_SHARES``; unspent products roll over): μ, L and λ_min's eigenvector from one
+    thick-restart Lanczos run on both ends (35 %; estimated relative error of the values max(eig_tol, 1e3·ε of the
+    model's dtype)); the secants at δ, each ‖H(θ + δu) − H(θ)‖₂ from ≤ 5 Lanczos steps on the difference (to 70 %);
+    the refinement along u* only, one secant per round (to 80 %); the ball check at the sphere point θ + r·u* and
+    ``n_ball`` uniform points inside, each λ_min by ≤ 15 Lanczos steps warm-started from θ's bottom Ritz vector (the
+    rest). Where a stage's share runs out it stops and ``notes`` says so; ``Certificate.products`` is what was spent.
+    M stays an estimate from the sampled secants (``notes`` says so), never a bound. ``progress``: True prints each
+    step's product count to stderr; a callable gets ``(stage, products, max_products)``.
     """
     H = HessianOperator(model, loss_fn, inputs, targets, param_filter, batch_size)
     if H.dim <= dense_limit:
@@ -328,33 +344,20 @@ def _certify_free(H: HessianOperator, n_directions: int, delta: float | None, n_
     mu, L, vmin = _extremes_free(H, tol, budget, seed, notes)
     ev = np.array([mu, L])
     delta, directions = _secant_directions(H, unit, n_directions, delta, mu, vmin)
+    budget.stage("secants")
     seen = secants(directions, delta, "secant at δ")
     n_secants = len(seen)
-    M = max(seen, default=0.0)
+    M = max(seen, default=math.nan)  # no secant paid for: M unknown, and with it the radius
     if n_secants < len(directions):
         notes.append(f"product budget {budget.limit} spent after {n_secants} of {len(directions)} secants at δ")
-    radius = mu / (2 * M) if mu > 0 and M > 0 else (math.inf if mu > 0 else 0.0)
-    ball_min, ok = math.inf, mu > 0
-    if mu > 0 and math.isfinite(radius):
-        sphere = directions[:1] + [unit() for _ in range(n_ball)]
-        for r in range(refine):
-            seen = secants(sphere, radius, f"refinement {r + 1}, secant")
-            n_secants += len(seen)
-            worst = max(seen, default=0.0)
-            if len(seen) < len(sphere):
-                if worst > M:
-                    M, radius = worst, mu / (2 * worst)
-                notes.append(f"product budget {budget.limit} spent in refinement round {r + 1} ({len(seen)} of "
-                             f"{len(sphere)} secants): the radius may be optimistic")
-                break
-            if worst <= M:
-                break
-            M, radius = worst, mu / (2 * worst)
-        else:
-            if refine:
-                notes.append(f"M still grew after {refine} refinement rounds: the radius may be optimistic")
+    radius = mu / (2 * M) if mu > 0 and M > 0 else (math.inf if mu > 0 and M == 0 else 0.0)
+    ball_min, ok = math.inf, mu > 0 and n_secants > 0
+    if mu > 0 and math.isfinite(radius) and radius > 0:
+        M, radius, n_refined = _refine_free(directions[0], mu, M, radius, refine, secants, budget, notes)
+        n_secants += n_refined
+        budget.stage("ball")
         inside = [u * radius * rng.random() ** (1.0 / H.dim) for u in (unit() for _ in range(n_ball))]
-        points = [theta + radius * u for u in sphere] + [theta + x for x in inside]
+        points = [theta + radius * directions[0]] + [theta + x for x in inside]
         lams = []
         for i, t in enumerate(points):
             lam = _lambda_min_free(H.at(t), vmin, budget, seed, f"ball check {i + 1}/{len(points)}")
@@ -364,4 +367,28 @@ def _certify_free(H: HessianOperator, n_directions: int, delta: float | None, n_
             lams.append(lam)
         ball_min = min(lams, default=math.inf)
         ok = bool(lams) and ball_min >= mu / 2
+    notes.append(f"matrix-free: {budget.spent} Hessian-vector products of a budget of {budget.limit} (a difference "
+                 f"product counts two; the 3 gradients of ∇λ_min not counted)")
     return _finish(H, mu, L, M, radius, ev, ball_min, ok, notes, budget.spent, budget.limit, n_secants)
+
+
+def _refine_free(u: torch.Tensor, mu: float, M: float, radius: float, refine: int, secants: Callable,
+                 budget: _Budget, notes: list[str]) -> tuple[float, float, int]:
+    """Up to ``refine`` rounds of the secant at the current radius along u = −∇λ_min/‖∇λ_min‖ (the direction in which
+    the bottom Ritz pair's eigenvalue falls fastest): M ← max(M, ‖H(θ + r u) − H(θ)‖₂/r), r ← μ/(2M), until the secant
+    no longer exceeds M. Returns (M, r, secants taken)."""
+    budget.stage("refinement")
+    taken = 0
+    for r in range(refine):
+        seen = secants([u], radius, f"refinement {r + 1}, secant")
+        taken += len(seen)
+        if not seen:
+            notes.append(f"product budget {budget.limit} spent in refinement round {r + 1}: the radius may be "
+                         f"optimistic")
+            return M, radius, taken
+        if seen[0] <= M:
+            return M, radius, taken
+        M, radius = seen[0], mu / (2 * seen[0])
+    if refine:
+        notes.append(f"M still grew after {refine} refinement rounds: the radius may be optimistic")
+    return M, radius, taken

@@ -199,8 +199,9 @@ def lanczos(H: Any, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_pr
 
     ``tol``: relative error at which a requested Ritz value counts as converged, of the residual (``test``
     'residual') or of the value's estimate min(r, r²/gap) ('value'; module docstring). ``max_products`` (default
-    20·n, at most 10 000): products of H allowed. ``max_basis`` (default min(n, max(100, 4(k_top + k_bottom) + 20)):
-    vectors kept before a thick restart; memory is (max_basis + 1)·n float64. ``v0``: start vector (a warm start,
+    20·n, at most 10 000): products of H allowed. ``max_basis`` (default min(n, max(160, 4(k_top + k_bottom) + 20)),
+    fewer if that would take more than a quarter of the device's free memory): vectors kept before a thick restart;
+    memory is (max_basis + 1)·n float64 (1.3 GB at n = 10⁶). ``v0``: start vector (a warm start,
     e.g. the previous eigenvector), else Gaussian from ``seed``. ``callback(products, theta, residuals)`` after each
     convergence check (progress on long runs).
     """
@@ -212,7 +213,7 @@ def lanczos(H: Any, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_pr
     op = Counted(H)
     device = getattr(H, "device", torch.device("cpu"))
     budget = max_products or min(20 * n, 10_000)
-    cap = min(n, max_basis or max(100, 4 * (k_top + k_bottom) + 20), budget)  # no more vectors than products
+    cap = min(n, max_basis or _default_basis(n, k_top + k_bottom, device), budget)  # no more vectors than products
     cap = max(cap, min(n, k_top + k_bottom + 2))
     kry = _Krylov(op, cap, _start(n, v0, seed, device), seed)
     restarts = 0
@@ -238,6 +239,32 @@ def lanczos(H: Any, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_pr
     return LanczosResult(theta[top], theta[bottom], res[top], res[bottom],
                          None if Y is None else Y[:, nb:], None if Y is None else Y[:, :nb],
                          op.products, done, restarts, float(np.abs(theta).max()))
+
+
+#: vectors of the default basis before a restart. A restart throws away Krylov directions that later products must
+#: rebuild (λ_min of the 10⁶-parameter MLP of benchmarks/hessian_eigenvalues.py came within 1e-6 after 315 products
+#: with restarts at 100 vectors); 160 keeps the first 160 products unrestarted for 1.3 GB of basis at 10⁶ parameters
+DEFAULT_BASIS = 160
+
+
+def _default_basis(n: int, k: int, device: torch.device) -> int:
+    """max(DEFAULT_BASIS, 4k + 20) vectors, fewer where (vectors + 1)·n float64 would take more than a quarter of the
+    device's free memory (at least k + 10: a thick restart needs room beyond the kept Ritz vectors)."""
+    want = max(DEFAULT_BASIS, 4 * k + 20)
+    free = _free_bytes(device)
+    fits = int(0.25 * free / (8 * n)) - 1 if free else want
+    return max(min(want, fits), k + 10)
+
+
+def _free_bytes(device: torch.device) -> int | None:
+    """Free memory of the device in bytes (CUDA: mem_get_info; CPU: MemAvailable of /proc/meminfo); None if unknown."""
+    try:
+        if torch.device(device).type == "cuda":
+            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, RuntimeError, StopIteration, ValueError):
+        return None
 
 
 def _value_errors(theta: np.ndarray, res: np.ndarray, idx: np.ndarray) -> np.ndarray:
