@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from ..validation import finite_array, in_range, positive, positive_int
+from .nuclear import _psd_shift
 from .result import SolverResult
 
 
@@ -78,11 +79,9 @@ def design_matrix(op: Any) -> torch.Tensor:
 
 
 def _psd_project(s: torch.Tensor, d: int) -> tuple[torch.Tensor, int]:
-    """svec of (smat s)₊ and its rank."""
-    ev, Q = torch.linalg.eigh(smat(s, d))
-    keep = ev > 0
-    Qk = Q[:, keep]
-    return svec((Qk * ev[keep]) @ Qk.T), int(keep.sum())
+    """svec of (smat s)₊ and its rank: the nuclear solver's eigenvalue clip with no shift."""
+    S, rank, _ = _psd_shift(smat(s, d), 0.0)
+    return svec(S), rank
 
 
 class TraceInterpolator:
