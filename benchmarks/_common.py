@@ -30,7 +30,8 @@ def write(name: str, rows: list[dict], notes: str = "", folder: Path | str = RES
     cols = list(rows[0]) if rows else []
     md = [f"# {name}", "", f"{payload['date']} · {payload['machine']}", "", notes, "",
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        md.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
+    for r in rows:  # by the first row's columns: a row without one of them leaves its cell empty
+        md.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v)
+                                    for v in (r.get(c, "") for c in cols)) + " |")
     (folder / f"{name}.md").write_text("\n".join(md) + "\n")
     return folder / f"{name}.json"
