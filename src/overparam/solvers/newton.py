@@ -15,9 +15,10 @@ factorization and every sketch add their multiply-adds and rows read to ``proble
 When approximate Newton is the right choice: n ≫ d with dense rows, and curvature that the data term dominates
 with an ill-conditioned CᵀC (:func:`overparam.problems.softmax_regression.make_data_dominated`), where CG and
 first-order methods need many passes over C. A step costs a few passes over C plus s d² + d³ against exact Newton's
-n d² Gram matrix: counted work per step ≈ 7× smaller at n = 10⁶, d = 50; in wall time (one thread, d = 100) whole runs
-were 1.29–1.94× faster than exact Newton at n = 10⁶ (two runs, load 4–13) and no faster at n = 10⁵, because exact Newton's Gram matrix runs
-at matrix-multiply speed while the passes over C are memory-bound (benchmarks/approximate_newton.py). When it is not:
+n d² Gram matrix: counted work per step ≈ 7× smaller at n = 10⁶, d = 50; in wall time (one thread, d = 100, quiet
+machine) whole runs were 1.0–1.65× faster than exact Newton at n = 10⁶ (uniform sampling fastest: leverage scores
+that are not spread out do not repay their refresh) and 0.73–0.89× as fast at n = 10⁵, because exact Newton's Gram
+matrix runs at matrix-multiply speed while the passes over C are memory-bound (benchmarks/approximate_newton.py). When it is not:
 small n (s ≈ d log d/ε₀² rows are then a large share of n, and exact Newton's quadratic convergence wins), sparse rows
 (exact Newton's Hessian then costs only Σ nnz_i²: sampling saved 1.5× the counted work at 10 nonzeros a row), a regularizer
 that dominates the Hessian (κ(H) ≈ 1: exact Newton needs 2 steps and Newton-CG 4), or a loose target accuracy.
