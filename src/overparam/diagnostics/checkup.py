@@ -37,7 +37,7 @@ import torch
 from ..validation import NON_NEGATIVE, POSITIVE, InstanceOf, IsCallable, Options, Seed, model_data, validate_params
 from .data import feature_inputs, sample_ratios, spectrum_section
 from .hessian import HessianOperator, certify, spectral_density
-from .lanczos import lanczos_quadrature
+from .lanczos import lanczos_quadrature, rademacher
 from .norms import norm_growth
 from .redundancy import block_redundancy, sequential_blocks, zero_eigenvalue_count, zero_eigenvalue_threshold
 from .findings import SOURCES, Finding, findings
@@ -231,7 +231,7 @@ def _certificate(model, loss_fn, inputs, targets, param_filter, seed: int, small
 def _ritz(H: HessianOperator, steps: int, seed: int) -> np.ndarray:
     """Ritz values (increasing) of ``steps`` Lanczos steps from a Rademacher start: each lies in [λ_min, λ_max]."""
     g = torch.Generator(device="cpu").manual_seed(seed)
-    v = (torch.randint(0, 2, (H.dim,), generator=g) * 2 - 1).to(H.dtype).to(H.device)
+    v = rademacher(H.dim, 1, g, H.device)[:, 0]
     return np.sort(lanczos_quadrature(H, v, min(steps, H.dim))[0])
 
 

@@ -28,7 +28,7 @@ from ..validation import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT
                           Options, Seed, validate_params)
 from ..linalg.curvature import _PARAMS as _OPERATOR_PARAMS
 from ..linalg.curvature import HessianOperator
-from .lanczos import OPERATOR, lanczos, lanczos_quadrature, size
+from .lanczos import OPERATOR, lanczos, lanczos_quadrature, rademacher, size
 
 #: what every entry point on a model takes besides the model and data: as the Hessian operator takes them
 _MODEL_PARAMS = {k: _OPERATOR_PARAMS[k] for k in ("loss_fn", "param_filter", "batch_size")}
@@ -75,7 +75,7 @@ def spectral_density(H: HessianOperator, n_probe: int = 10, n_steps: int = 60, s
     g = torch.Generator(device="cpu").manual_seed(seed)
     nodes, weights = [], []
     for _ in range(n_probe):
-        v = (torch.randint(0, 2, (n,), generator=g) * 2 - 1).to(torch.float64).to(H.device)
+        v = rademacher(n, 1, g, H.device)[:, 0]
         theta, w = lanczos_quadrature(H, v, n_steps)
         nodes.append(theta)
         weights.append(w / (n * n_probe))

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..validation import Interval, Integral, POSITIVE_INT, Seed, validate_params
-from .lanczos import OPERATOR, Counted, size
+from .lanczos import OPERATOR, Counted, rademacher, size
 
 
 @dataclass
@@ -34,16 +34,6 @@ class TraceEstimate:
     stderr: float
     products: int
     n_probe: int
-
-
-def _rademacher(n: int, k: int, gen: torch.Generator, device: Any) -> torch.Tensor:
-    """(n, k) entries ±1, float64, drawn where they are used: on another device than ``gen``'s by a generator there,
-    seeded from ``gen`` (no n × k integer temporary and no host-to-device copy: at n = 10⁷ that copy dominated)."""
-    device = torch.device(device)
-    if device != gen.device:
-        gen = torch.Generator(device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
-    Z = torch.randint(0, 2, (n, k), generator=gen, device=device, dtype=torch.float64)
-    return Z.mul_(2.0).sub_(1.0)
 
 
 def _quadratic_forms(op: Counted, Z: torch.Tensor) -> np.ndarray:
@@ -60,7 +50,7 @@ def _mean_and_stderr(samples: np.ndarray) -> tuple[float, float]:
 def hutchinson(H: Any, n_probe: int = 30, seed: int = 0) -> TraceEstimate:
     """tr(H) ≈ (1/m) Σ z_iᵀ H z_i over ``n_probe`` = m Rademacher probes (module docstring); ``stderr`` = s/√m."""
     op = Counted(H)
-    q = _quadratic_forms(op, _rademacher(op.n, n_probe, seed, getattr(H, "device", "cpu")))
+    q = _quadratic_forms(op, rademacher(op.n, n_probe, seed, getattr(H, "device", "cpu")))
     mean, se = _mean_and_stderr(q)
     return TraceEstimate(mean, se, op.products, n_probe)
 
@@ -72,10 +62,10 @@ def hutchpp(H: Any, n_products: int = 60, seed: int = 0) -> TraceEstimate:
     op = Counted(H)
     n, device = op.n, getattr(H, "device", "cpu")
     k = min(n_products // 3, n)
-    S = _rademacher(n, k, seed, device)
+    S = rademacher(n, k, seed, device)
     Q, _ = torch.linalg.qr(op.matmat(S))
     top = float(_quadratic_forms(op, Q).sum())
-    G = _rademacher(n, max(n_products - 2 * k, 2), seed, device)
+    G = rademacher(n, max(n_products - 2 * k, 2), seed, device)
     G = G - Q @ (Q.T @ G)
     rest, se = _mean_and_stderr(_quadratic_forms(op, G))
     return TraceEstimate(top + rest, se, op.products, G.shape[1])
