@@ -300,3 +300,32 @@ def test_output_fn_reads_logits_from_a_structured_output():
            HessianOperator(model.net, CE, X, y).dense())
     with pytest.raises(ValueError, match=r"^output_fn: needed to map the model's output to a tensor \(got a dict"):
         GGNOperator(model, lambda o, t: CE(o["logits"], t), X, y)
+
+
+@pytest.mark.parametrize("Op", [HessianOperator, GGNOperator])
+def test_one_batch_keeps_its_graph_between_products(Op):
+    """Tensors in one batch: the graph is built at the first product and reused (one forward pass in all), with the
+    same products as a graph built every time (to rounding) and as the dense reference; ``at(θ)`` builds its own;
+    several batches rebuild per product and refuse keep_graph=True."""
+    net, (X, y) = _mlp(), _data()
+    forwards = []
+    net.register_forward_hook(lambda *_: forwards.append(1))
+    kept, fresh = Op(net, MSE, X, y), Op(net, MSE, X, y, keep_graph=False)
+    assert kept.keep_graph and not fresh.keep_graph
+    V = torch.randn(kept.dim, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    forwards.clear()
+    a = torch.stack([kept @ V[:, i] for i in range(3)], 1)
+    assert len(forwards) == 1  # three products, one graph
+    _close(a, fresh @ V, 1e-13)
+    _close(kept @ V, a, 1e-13)
+    if Op is HessianOperator:
+        _close(a, _dense_hessian(net, MSE, X, y) @ V)
+    theta = kept.flat_params() + 0.1
+    forwards.clear()
+    _close(kept.at(theta) @ V[:, 0], fresh.at(theta) @ V[:, 0], 1e-13)
+    assert not torch.allclose(kept.at(theta) @ V[:, 0], a[:, 0])
+    batched = Op(net, MSE, X, y, batch_size=4)
+    assert not batched.keep_graph
+    _close(batched @ V, a, 1e-12)
+    with pytest.raises(ValueError, match=r"^keep_graph: only for tensors taken as one batch"):
+        Op(net, MSE, X, y, batch_size=4, keep_graph=True)
