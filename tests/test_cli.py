@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -134,10 +135,16 @@ def test_ctrl_c_says_aborted_and_exits_130(tmp_path):
     import time
     p = subprocess.Popen([sys.executable, "-m", "overparam", *BASE, "--out", str(tmp_path / "res")],
                          env=dict(os.environ, TOY_SLEEP="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (tmp_path / "res" / "results.sqlite").exists():
+    deadline, db = time.time() + 120, tmp_path / "res" / "results.sqlite"
+
+    def stored() -> int:  # points in the store: the pool is up and the sweep is under way once one is there
+        try:
+            with sqlite3.connect(db, timeout=1) as con:
+                return con.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+    while time.time() < deadline and not (db.exists() and stored() >= 1):
         time.sleep(0.1)
-    time.sleep(1.5)
-    p.send_signal(signal.SIGINT)
+    p.send_signal(signal.SIGINT)  # 23 of the 24 one-second points still to run
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and err.strip().splitlines()[-1] == "aborted", err
