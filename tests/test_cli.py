@@ -133,8 +133,11 @@ def test_a_second_run_into_a_busy_folder_is_refused_in_one_line(tmp_path):
 def test_ctrl_c_says_aborted_and_exits_130(tmp_path):
     import signal
     import time
+    # the child starts with Ctrl-C's default disposition, as from a terminal: a process that inherits SIGINT
+    # ignored (as it can from a test runner's parent) keeps it ignored, and Python then installs no handler
     p = subprocess.Popen([sys.executable, "-m", "overparam", *BASE, "--out", str(tmp_path / "res")],
-                         env=dict(os.environ, TOY_SLEEP="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env=dict(os.environ, TOY_SLEEP="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline, db = time.time() + 120, tmp_path / "res" / "results.sqlite"
 
     def stored() -> int:  # points in the store: the pool is up and the sweep is under way once one is there
