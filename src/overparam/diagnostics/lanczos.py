@@ -126,8 +126,7 @@ class _Krylov:
     def __init__(self, op: Counted, capacity: int, v0: torch.Tensor, gen: torch.Generator, partial: bool = False):
         self.op, self.gen, self.partial = op, gen, partial
         # the rounding the recurrence carries: the products' precision (float32 products: 1.2e-7), not float64's
-        self.eps = max(_EPS, float(torch.finfo(getattr(op.H, "dtype", torch.float64)).eps)) \
-            if getattr(op.H, "dtype", torch.float64).is_floating_point else _EPS
+        self.eps = max(_EPS, float(torch.finfo(op.H.dtype).eps))
         # rows are written before they are read (only V[:j + 1] is ever used): no zero fill of (capacity + 1)·n
         self.V = torch.empty(capacity + 1, op.n, dtype=torch.float64, device=v0.device)
         self.T = np.zeros((capacity, capacity))
@@ -158,11 +157,8 @@ class _Krylov:
             a = float(self.V[j] @ w)
             w = w - a * self.V[j] - self.beta * self.V[j - 1]
             pro = self.partial and self.tridiagonal  # partial reorthogonalization (module docstring)
-            due = not pro
-            if pro and self.reorth_next:  # the second of two full passes: estimates advanced below
-                due, (self.omega_prev, self.omega) = True, (self.omega, np.zeros_like(self.omega))
-            elif pro:
-                due = self._omega_step(j, a, float(w.norm()))
+            # a pass is due without PRO, as the second of Simon's two passes, or when the estimates say so
+            due = not pro or self.reorth_next or self._omega_step(j, a, float(w.norm()))
             if due:  # one classical Gram–Schmidt pass against the whole basis (half the reads of V)
                 B = self.V[: j + 1]
                 h = B @ w
@@ -172,7 +168,7 @@ class _Krylov:
                     lost = float(h[: j - 1].abs().max()) / max(float(w.norm()), 1e-300) if j > 1 else 0.0
                     if lost > 10 * self.eps ** 0.5:  # the estimates missed a loss: full passes from here on
                         self.partial = False
-                    self.omega[: j + 1], self.omega[j + 1] = self.eps, 1.0
+                    self._orthogonal(j, advance=self.reorth_next)  # _omega_step advanced them otherwise
                     self.reorth_next = not self.reorth_next
             else:
                 h = torch.zeros(j + 1, dtype=torch.float64, device=w.device)
@@ -182,8 +178,7 @@ class _Krylov:
             w, h = self._orthogonalize(w, j + 1)
             self.full_passes += 1
             self.tridiagonal = self.tridiagonal and j == 0
-            self.omega_prev, self.omega = self.omega, np.zeros_like(self.omega)
-            self.omega[: j + 1], self.omega[j + 1] = self.eps, 1.0
+            self._orthogonal(j, advance=True)
         hn = h.cpu().numpy()
         self.T[: j + 1, j] = hn
         self.T[j, : j + 1] = hn
@@ -201,6 +196,13 @@ class _Krylov:
             self.V[self.j] = w / w.norm()
         else:
             self.V[self.j] = w / self.beta
+
+    def _orthogonal(self, j: int, advance: bool) -> None:
+        """Simon's estimates after v_{j+1} was orthogonalized against v_0 … v_j: ω_k = ε for k ≤ j and 1 for itself;
+        ``advance``: the newest vector's estimates move to ω' first (when :meth:`_omega_step` has not moved them)."""
+        if advance:
+            self.omega_prev, self.omega = self.omega, np.zeros_like(self.omega)
+        self.omega[: j + 1], self.omega[j + 1] = self.eps, 1.0
 
     def _omega_step(self, j: int, a: float, beta: float) -> bool:
         """Advance Simon's recurrence to the estimates ω_k ≈ v_{j+1}ᵀv_k of the next vector, given α_j = ``a`` and
