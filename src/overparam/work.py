@@ -4,8 +4,8 @@ A :class:`Work` is handed to (or owned by) the code that multiplies, factorizes 
 adds what it costs on its own code path, by these rules:
 
 - sparse (CSR) matrix times a dense (d, k) block: nnz · k multiply-adds; dense (m, n) times (n, k): m · n · k;
-- Gram matrix Cᵀ diag(w) C over rows R: Σ_{i∈R} (nnz_i² + nnz_i) (one outer product and one weighting per row; a
-  dense row has nnz_i = d);
+- Gram matrix Cᵀ diag(w) C over rows R: dense rows, Σ_{i∈R} (d(d + 1)/2 + d) (a symmetric rank-one update, the
+  upper triangle, and one weighting per row); sparse rows, Σ_{i∈R} (nnz_i² + nnz_i) (the general sparse product);
 - elementwise scaling of a matrix: one multiply per stored entry;
 - LU or Cholesky factorization of a d × d matrix: d³/3; the two triangular solves for k right-hand sides: d² · k;
 - Householder QR of an (m, d) matrix: m d² − d³/3.

@@ -2,7 +2,7 @@
 
 - ``gd``: d = −∇L with backtracking (Armijo) line search;
 - ``newton``: d = −H⁻¹∇L with the exact Hessian H = Cᵀ diag(D) C + (CᵀU)M(CᵀU)ᵀ, D = β + w² (dense C:
-  n(d² + d) multiply-adds per step for the Gram matrix);
+  n(d(d + 1)/2 + d) multiply-adds per step for the Gram matrix, a symmetric update);
 - ``newton_cg``: conjugate gradients on Hessian-vector products (2 nnz(C) each), to relative residual ``cg_tol``
   or, with ``cg_tol="adaptive"``, η_t = min(½, √(‖∇L_t‖/‖∇L_0‖)) (Eisenstat–Walker: superlinear near x*);
 - ``approx_newton``: d = −H̃⁻¹∇L with H̃ = Cᵀ D̃ C + (CᵀU)M(CᵀU)ᵀ, D̃ a sampled, reweighted copy of the whole

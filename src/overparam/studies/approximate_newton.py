@@ -403,7 +403,8 @@ class ApproximateNewton(Study):
     claim = ("For regularized softmax two-layer regression Newton with a leverage-score sampled Hessian converges "
              "locally within its one-step bound r_{t+1} ≤ 2(ε₀ + M r_t/(l − M r_t)) r_t, ε₀ ∝ s^−1/2, and a step "
              "costs what Õ(nnz(C) + s d² + d^ω) says against O(n d²) for exact Newton.")
-    version = "4"  # 4: Newton steps by Cholesky with a shift when H̃ is indefinite; cost grid with s ≤ n/3
+    version = "5"  # 4: Newton steps by Cholesky with a shift when H̃ is indefinite; cost grid with s ≤ n/3; 5: dense
+    # Gram matrices by symmetric updates (d(d + 1)/2 multiply-adds a row, counted so)
     theory_model = NewtonTheory
     devices = ("cpu",)  # scipy sparse C and NumPy leverage scores: CPU whatever --device says
 

@@ -56,16 +56,18 @@ OMEGA = 3.0
 
 def exact_step_cost(n: int, d: int, omega: float = OMEGA, sq: float | None = None) -> float:
     """Multiply-adds of one exact Newton step in the paper's model, O(n d² + d^ω): forming Cᵀ B C over all n rows
-    (n d², or Σ_i nnz_i² = ``sq`` for sparse rows) and solving with it (d^ω)."""
-    return (float(n) * d * d if sq is None else float(sq)) + float(d) ** omega
+    (n d(d + 1)/2 for dense rows, a symmetric rank-n update; Σ_i nnz_i² = ``sq`` for sparse rows, a general sparse
+    product) and solving with it (d^ω)."""
+    return (float(n) * d * (d + 1) / 2 if sq is None else float(sq)) + float(d) ** omega
 
 
 def approx_step_cost(nnz: int, d: int, s: int, k2: float = 32, omega: float = OMEGA, sq_per_row: float | None = None
                      ) -> float:
     """Multiply-adds of one approximate Newton step in the paper's model, Õ(nnz(C) + s d² + d^ω): ``k2`` passes over
     C (the Õ's factor: the step's own passes plus the leverage-score sketch's, :func:`approx_passes`), the Hessian of
-    s sampled rows (s d², or s times the mean nnz_i² ``sq_per_row`` for sparse rows) and the solve (d^ω)."""
-    return float(nnz) * k2 + float(s) * (d * d if sq_per_row is None else sq_per_row) + float(d) ** omega
+    s sampled rows (s d(d + 1)/2 dense, or s times the mean nnz_i² ``sq_per_row`` for sparse rows) and the solve
+    (d^ω)."""
+    return float(nnz) * k2 + float(s) * (d * (d + 1) / 2 if sq_per_row is None else sq_per_row) + float(d) ** omega
 
 
 #: passes over C that every approximate step makes: z = Cx (1) and the fused Cᵀ[g_z, u, q, p] (4 columns)
