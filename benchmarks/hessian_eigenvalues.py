@@ -12,7 +12,9 @@ relative distance to it. Settings, chosen to ask every tool for the same accurac
   hessian-eigenthings' Lanczos (no restart, no stopping rule) is given as many steps as overparam used; PyHessian's
   power iteration (no λ_min) its relative-change tolerance 1e-4 and ``--pyhessian-iters`` iterations per eigenvalue.
   overparam's λ_min row also reports the product at which its λ_min first came within 1e-6 of the reference (from the
-  run's own convergence history). The reference for top-10 is the largest value per rank among the Lanczos tools
+  run's own convergence history). ``--floor N`` adds the Krylov floor: Lanczos with no restart for N products, whose
+  products_to_1e-6 is the fewest products with which any method multiplying by H from the same start vector can
+  reach 1e-6 (its Ritz value is the smallest Rayleigh quotient over the Krylov space). The reference for top-10 is the largest value per rank among the Lanczos tools
   (Ritz values are lower bounds of λ_k); PyHessian's deflated power iteration is no bound and is only compared.
 - trace: ``--trace-products`` products each (Hutch++ for overparam, curvlinops, hessian-eigenthings; PyHessian's
   Hutchinson stops at its own tolerance 1e-3), with the standard error across probes as the stated accuracy.
@@ -227,6 +229,17 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
             res, t = timed(run, args.repeats)
             measured(bottom, "lambda_min", f"overparam ({test} test)", res.smallest, t, res.products)
         ours_bottom_products = res.products
+    if "lambda_min" in args.tasks and "overparam" in tools and args.floor:
+        # the Krylov floor: one Lanczos run with no restart and no stopping rule, so that its λ_min after j products
+        # is the smallest Rayleigh quotient over the j-dimensional Krylov space of the start vector; no method that
+        # multiplies by H from that vector (restarted Lanczos, eigsh, LOBPCG without a preconditioner) is closer
+        # after j products. Its products_to_1e-6 is the fewest with which any of them reaches 1e-6.
+        floor_hist: list[tuple[int, float]] = []
+        res, t = timed(lambda: lanczos(H, k_top=0, k_bottom=1, tol=0.0, seed=0, max_products=args.floor,
+                                       max_basis=args.floor, callback=lambda p, th, r: floor_hist.append(
+                                           (p, float(th[0])))), 1)
+        measured(bottom, "lambda_min", "Krylov floor (Lanczos, no restart)", res.smallest, t, res.products)
+        HISTORY[f"{n_params} {model} Krylov floor"] = list(floor_hist)
     else:
         ours_bottom_products = 200
     if "curvlinops" in tools:
@@ -275,6 +288,8 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
             if tool == f"overparam ({args.lanczos_tests[-1]} test)" and hist:
                 extra["products_to_1e-6"] = _first_within(hist, best)
                 HISTORY[f"{n_params} {model} {tool}"] = list(hist)
+            if tool.startswith("Krylov floor"):
+                extra["products_to_1e-6"] = _first_within(HISTORY[f"{n_params} {model} Krylov floor"], best)
             rows.append(row(n_params, model, "lambda_min", tool, t, p, f"{v[0]:.8g}", abs(float(v[0]) / best - 1),
                             **extra))
     return rows
@@ -497,6 +512,9 @@ def main() -> None:
     ap.add_argument("--slq-steps", type=int, default=40)
     ap.add_argument("--certify-products", type=int, default=300, help="certify's budget (its default)")
     ap.add_argument("--max-lanczos", type=int, default=600)
+    ap.add_argument("--floor", type=int, default=0, metavar="PRODUCTS",
+                    help="also run λ_min's Krylov floor: Lanczos without restart for this many products (a basis of "
+                         "as many vectors, float64)")
     ap.add_argument("--lanczos-tests", nargs="+", default=["value", "residual"], choices=["value", "residual"],
                     help="overparam's stopping tests run for λ_min")
     ap.add_argument("--slow", type=float, default=60.0, help="seconds above which a first run is not repeated")
