@@ -148,9 +148,10 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], help="method names to leave out")
     ap.add_argument("--skip-large", nargs="*", default=[], help="method names to leave out at the largest n")
     ap.add_argument("--figure-only", action="store_true", help="redraw the figure from the results JSON")
+    ap.add_argument("--name", default="approximate_newton", help="results file name (.md, .json, .csv, .png)")
     args = ap.parse_args()
     if args.figure_only:
-        figure(json.loads((RESULTS / "approximate_newton.json").read_text())["rows"])
+        figure(json.loads((RESULTS / f"{args.name}.json").read_text())["rows"], args.name)
         return
     rows = []
     for family in args.families:
@@ -184,15 +185,15 @@ def main() -> None:
              "overparam.problems.softmax_regression.curvature_report at x* (n ≤ 1e5 only)."
              + (f" Not run at n = {max(args.ns)} (to keep the run short): {', '.join(args.skip_large)}."
                 if args.skip_large else ""))
-    write("approximate_newton", rows, notes)
-    with open(RESULTS / "approximate_newton.csv", "w", newline="") as f:
+    write(args.name, rows, notes)
+    with open(RESULTS / f"{args.name}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}))
         w.writeheader()
         w.writerows(rows)
-    figure(rows)
+    figure(rows, args.name)
 
 
-def figure(rows: list[dict]) -> None:
+def figure(rows: list[dict], name: str = "approximate_newton") -> None:
     """One panel per (family, n): seconds per method (log scale), each panel labelled with its own methods."""
     import matplotlib
     matplotlib.use("Agg")
@@ -217,7 +218,7 @@ def figure(rows: list[dict]) -> None:
     for ax in axes.ravel()[len(groups):]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(RESULTS / "approximate_newton.png", dpi=110)
+    fig.savefig(RESULTS / f"{name}.png", dpi=110)
 
 
 if __name__ == "__main__":

@@ -59,9 +59,10 @@ TORCH_PHI = {"relu": torch.relu, "softplus": torch.nn.functional.softplus,
              "gelu": lambda v: torch.nn.functional.gelu(v), "identity": lambda v: v}
 
 
-#: rows of C per block of :func:`signed_gram`: about 1 MB of float64 rows (the block stays in cache between its
-#: scaling and its rank-k update)
-GRAM_BLOCK_BYTES = 1 << 20
+#: rows of C per block of :func:`signed_gram`: about 4 MB of float64 rows, small enough to stay in cache between the
+#: block's scaling and its rank-k update, large enough for the update to run near matrix-multiply speed (blocks of
+#: 1–17 MB measured at n·d = 2·10⁷, one thread: equal within the noise at d = 100; 4 MB 12 % faster than 1 MB at d = 400)
+GRAM_BLOCK_BYTES = 1 << 22
 
 
 def signed_gram(C: np.ndarray, weights: np.ndarray, rows: np.ndarray | None = None, block: int | None = None
