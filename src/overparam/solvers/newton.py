@@ -12,16 +12,17 @@
 factorization and every sketch add their multiply-adds and rows read to ``problem.work``
 (:class:`overparam.work.Work`), set-up included, so the cost of a run is counted on the path that takes it.
 
-When approximate Newton is the right choice: n ≫ d with dense rows, and curvature that the data term dominates
-with an ill-conditioned CᵀC (:func:`overparam.problems.softmax_regression.make_data_dominated`), where CG and
-first-order methods need many passes over C. A step costs a few passes over C plus s d² + d³ against exact Newton's
-n d² Gram matrix: counted work per step ≈ 7× smaller at n = 10⁶, d = 50; in wall time (one thread, d = 100, quiet
-machine) whole runs were 1.0–1.65× faster than exact Newton at n = 10⁶ (uniform sampling fastest: leverage scores
-that are not spread out do not repay their refresh) and 0.73–0.89× as fast at n = 10⁵, because exact Newton's Gram
-matrix runs at matrix-multiply speed while the passes over C are memory-bound (benchmarks/approximate_newton.py). When it is not:
-small n (s ≈ d log d/ε₀² rows are then a large share of n, and exact Newton's quadratic convergence wins), sparse rows
-(exact Newton's Hessian then costs only Σ nnz_i²: sampling saved 1.5× the counted work at 10 nonzeros a row), a regularizer
-that dominates the Hessian (κ(H) ≈ 1: exact Newton needs 2 steps and Newton-CG 4), or a loose target accuracy.
+When approximate Newton is the right choice: n ≫ d with dense rows, curvature that the data term dominates with an
+ill-conditioned CᵀC (:func:`overparam.problems.softmax_regression.make_data_dominated`), where CG and first-order
+methods need many passes over C, and d large enough that exact Newton's Gram matrix outweighs the passes over C that
+every step makes. A step costs two passes over C plus s d(d + 1)/2 + d³ against exact Newton's n d(d + 1)/2 Gram
+matrix, but the passes run at memory speed and the Gram matrix at matrix-multiply speed, and the sampled method needs
+about 3× the steps (linear against quadratic convergence). Measured (benchmarks/approximate_newton.py, one thread,
+quiet machine, n = 10⁶): 0.9× exact Newton's speed at d = 100, 1.84× (uniform) and 1.54× (leverage) at d = 400; the
+break-even is near d = 100 on that machine. When it is not: d ≲ 100–200, small n (s ≈ d log d/ε₀² rows are then a
+large share of n, and exact Newton's quadratic convergence wins), sparse rows (exact Newton's Hessian then costs only
+Σ nnz_i²: sampling saved 1.5× the counted work at 10 nonzeros a row), a regularizer that dominates the Hessian
+(κ(H) ≈ 1: exact Newton needs 2 steps and Newton-CG 4), or a loose target accuracy.
 
 Newton-type steps are damped by default (Armijo backtracking, :func:`solve`); ``damped=False`` takes them in full
 (lr = 1: the local method of the theory). The linear system is solved by Cholesky; a Hessian (sampled or exact) that
