@@ -229,6 +229,8 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
             res, t = timed(run, args.repeats)
             measured(bottom, "lambda_min", f"overparam ({test} test)", res.smallest, t, res.products)
         ours_bottom_products = res.products
+    else:
+        ours_bottom_products = 200
     if "lambda_min" in args.tasks and "overparam" in tools and args.floor:
         # the Krylov floor: one Lanczos run with no restart and no stopping rule, so that its λ_min after j products
         # is the smallest Rayleigh quotient over the j-dimensional Krylov space of the start vector; no method that
@@ -240,8 +242,6 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
                                            (p, float(th[0])))), 1)
         measured(bottom, "lambda_min", "Krylov floor (Lanczos, no restart)", res.smallest, t, res.products)
         HISTORY[f"{n_params} {model} Krylov floor"] = list(floor_hist)
-    else:
-        ours_bottom_products = 200
     if "curvlinops" in tools:
         c = Counter()
         op = counted_scipy(curvlinops_op(net, loss, X, y, args.batch).to_scipy(), c)

@@ -72,7 +72,7 @@ def signed_gram(C: np.ndarray, weights: np.ndarray, rows: np.ndarray | None = No
     whose weight is negative, so every product is a symmetric rank-k update (BLAS syrk: d(d + 1)/2 multiply-adds a
     row, at matrix-multiply speed) instead of a general product of (diag(w) C)ᵀ with C (d² a row, and an n × d
     copy). ``block``: rows per block (default :data:`GRAM_BLOCK_BYTES` of rows, at least 64). Measured at
-    n = 10⁵, d = 100, one thread: 0.05 s against 0.12 s."""
+    n = 2·10⁵, d = 100, one thread: 0.09 s against 0.18 s for the general product."""
     n, d = len(weights), C.shape[1]
     root, neg = np.sqrt(np.abs(weights)), weights < 0
     block = block or max(64, GRAM_BLOCK_BYTES // (8 * d))
