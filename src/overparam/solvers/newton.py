@@ -18,8 +18,8 @@ methods need many passes over C, and d large enough that exact Newton's Gram mat
 every step makes. A step costs two passes over C plus s d(d + 1)/2 + d³ against exact Newton's n d(d + 1)/2 Gram
 matrix, but the passes run at memory speed and the Gram matrix at matrix-multiply speed, and the sampled method needs
 about 3× the steps (linear against quadratic convergence). Measured (benchmarks/approximate_newton.py, one thread,
-quiet machine, n = 10⁶): 0.9× exact Newton's speed at d = 100, 1.84× (uniform) and 1.54× (leverage) at d = 400; the
-break-even is near d = 100 on that machine. When it is not: d ≲ 100–200, small n (s ≈ d log d/ε₀² rows are then a
+quiet machine, n = 10⁶): 0.9× exact Newton's speed at d = 100, 1.64–1.84× (uniform) and 1.30–1.54× (leverage)
+at d = 400 (two runs); the break-even is near d = 100 on that machine. When it is not: d ≲ 100–200, small n (s ≈ d log d/ε₀² rows are then a
 large share of n, and exact Newton's quadratic convergence wins), sparse rows (exact Newton's Hessian then costs only
 Σ nnz_i²: sampling saved 1.5× the counted work at 10 nonzeros a row), a regularizer that dominates the Hessian
 (κ(H) ≈ 1: exact Newton needs 2 steps and Newton-CG 4), or a loose target accuracy.
