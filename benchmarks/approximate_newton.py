@@ -200,15 +200,17 @@ def figure(rows: list[dict], name: str = "approximate_newton") -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401
     groups = sorted({(r["family"], r["n"]) for r in rows})
-    cols = 2
+    cols = min(2, len(groups))
     nrow = math.ceil(len(groups) / cols)
-    fig, axes = plt.subplots(nrow, cols, figsize=(11, 3.6 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, cols, figsize=(5.5 * cols, 3.6 * nrow), squeeze=False)
     for ax, (fam, n) in zip(axes.ravel(), groups):
         rs = [r for r in rows if r["family"] == fam and r["n"] == n]
         colors = ["C1" if "approx" in r["method"] else ("C7" if "scipy" in r["method"] or "torchmin" in r["method"]
                                                           else "C0") for r in rs]
-        ax.barh(range(len(rs)), [r["seconds"] for r in rs], color=colors,
-                edgecolor=["k" if r["reached"] else "r" for r in rs], linewidth=1.2)
+        bars = ax.barh(range(len(rs)), [r["seconds"] for r in rs], color=colors,
+                       edgecolor=["k" if r["reached"] else "r" for r in rs], linewidth=1.2)
+        ax.bar_label(bars, fmt="%.3g s", fontsize=6, padding=2)  # a panel within one decade has no log tick labels
+        ax.set_xlim(right=1.8 * max(r["seconds"] for r in rs))  # room for the labels
         ax.set_yticks(range(len(rs)), [r["method"] for r in rs], fontsize=7)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
