@@ -210,7 +210,8 @@ def figure(rows: list[dict], name: str = "approximate_newton") -> None:
         bars = ax.barh(range(len(rs)), [r["seconds"] for r in rs], color=colors,
                        edgecolor=["k" if r["reached"] else "r" for r in rs], linewidth=1.2)
         ax.bar_label(bars, fmt="%.3g s", fontsize=6, padding=2)  # a panel within one decade has no log tick labels
-        ax.set_xlim(right=1.8 * max(r["seconds"] for r in rs))  # room for the labels
+        secs = [r["seconds"] for r in rs]
+        ax.set_xlim(0.5 * min(secs), 1.8 * max(secs))  # room for the labels
         ax.set_yticks(range(len(rs)), [r["method"] for r in rs], fontsize=7)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
