@@ -220,6 +220,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
         res, t = timed(lambda: lanczos(H, k_top=10, k_bottom=0, tol=1e-6, seed=0), args.repeats)
         ours_top_products = measured(top, "top-10", "overparam", res.largest, t, res.products)
     hist: list[tuple[int, float]] = []
+    floor_hist: list[tuple[int, float]] = []
     if "lambda_min" in args.tasks and "overparam" in tools:
         for test in args.lanczos_tests:
             def run(test=test):
@@ -236,12 +237,10 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
         # is the smallest Rayleigh quotient over the j-dimensional Krylov space of the start vector; no method that
         # multiplies by H from that vector (restarted Lanczos, eigsh, LOBPCG without a preconditioner) is closer
         # after j products. Its products_to_1e-6 is the fewest with which any of them reaches 1e-6.
-        floor_hist: list[tuple[int, float]] = []
         res, t = timed(lambda: lanczos(H, k_top=0, k_bottom=1, tol=0.0, seed=0, max_products=args.floor,
                                        max_basis=args.floor, callback=lambda p, th, r: floor_hist.append(
                                            (p, float(th[0])))), 1)
         measured(bottom, "lambda_min", "Krylov floor (Lanczos, no restart)", res.smallest, t, res.products)
-        HISTORY[f"{n_params} {model} Krylov floor"] = list(floor_hist)
     if "curvlinops" in tools:
         c = Counter()
         op = counted_scipy(curvlinops_op(net, loss, X, y, args.batch).to_scipy(), c)
@@ -289,7 +288,8 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
                 extra["products_to_1e-6"] = _first_within(hist, best)
                 HISTORY[f"{n_params} {model} {tool}"] = list(hist)
             if tool.startswith("Krylov floor"):
-                extra["products_to_1e-6"] = _first_within(HISTORY[f"{n_params} {model} Krylov floor"], best)
+                extra["products_to_1e-6"] = _first_within(floor_hist, best)
+                HISTORY[f"{n_params} {model} Krylov floor"] = list(floor_hist)
             rows.append(row(n_params, model, "lambda_min", tool, t, p, f"{v[0]:.8g}", abs(float(v[0]) / best - 1),
                             **extra))
     return rows
