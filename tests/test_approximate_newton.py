@@ -11,8 +11,10 @@ from overparam.analysis import powerlaw_exponent_extrapolated
 from overparam.diagnostics.curvature_path import hessian_lipschitz, lambda_min, spectral_error
 from overparam.problems.softmax_regression import (ACTIVATIONS, Matrix, SoftmaxRegression, curvature_report,
                                                    make_data_dominated, make_instance, signed_gram)
-from overparam.solvers.newton import SampledHessian, conjugate_gradient, newton_direction, solve
-from overparam.solvers.sketch import countsketch, leverage_scores, sample_rows, samples_for
+import overparam.solvers.newton as newton_module
+from overparam.solvers.newton import (SampledHessian, _backtrack, cholesky_apply, conjugate_gradient, newton_direction,
+                                     shifted_cholesky, solve)
+from overparam.solvers.sketch import countsketch, leverage_factors, leverage_scores, sample_rows, samples_for
 from overparam.theory import newton as theory
 from overparam.theory.newton import iterations_to, step_bound
 from overparam.work import Work
@@ -450,3 +452,128 @@ def test_study_at_test_scale(tmp_path):
     assert by[ITER].status == "not judged" and by[ITER].measured <= by[ITER].predicted
     for name in ("convergence", "lambda_min", "cost_per_step", "rows_per_step", "time_per_iteration", "eps0_vs_s"):
         assert (tmp_path / "figures" / "approximate-newton" / f"{name}.png").is_file()
+
+
+def test_preconditioned_cg_against_a_direct_solve():
+    """PCG with M ≈ A reaches the direct solution in fewer products than plain CG; with M = A in one product; on an
+    indefinite A it stops at the first direction of non-positive curvature and returns M⁻¹b (a descent direction
+    for the step −x)."""
+    rng = np.random.default_rng(0)
+    Q = torch.from_numpy(np.linalg.qr(rng.standard_normal((40, 40)))[0])
+    A = Q @ torch.diag(torch.logspace(0, 3, 40, dtype=torch.float64)) @ Q.T  # κ = 1000
+    E = torch.from_numpy(rng.standard_normal((40, 40))) * 0.02
+    M = A + A @ (E + E.T) @ A / float(torch.linalg.matrix_norm(A, 2))  # a (1 ± ε) approximation, ε ≈ 0.2
+    b = torch.from_numpy(rng.standard_normal(40))
+    x_ref = torch.linalg.solve(A, b)
+    counts = {}
+    for name, pre in (("plain", None), ("M", cholesky_apply(torch.linalg.cholesky(M))),
+                      ("exact", cholesky_apply(torch.linalg.cholesky(A)))):
+        calls = []
+        x = conjugate_gradient(lambda v: calls.append(1) or A @ v, b, 1e-10, precond=pre)
+        assert float((A @ x - b).norm()) <= 1e-10 * float(b.norm()) * 1.0001, name
+        assert float((x - x_ref).norm()) <= 1e-6 * float(x_ref.norm()), name
+        counts[name] = len(calls)
+    assert counts["exact"] == 1 and counts["M"] < counts["plain"] / 2, counts
+    ind = torch.diag(torch.tensor([2.0, 1.0, -1.0], dtype=torch.float64))
+    Mi = torch.diag(torch.tensor([2.0, 1.0, 1.0], dtype=torch.float64))
+    bb = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)  # the first direction M⁻¹b has pᵀAp = −1
+    x = conjugate_gradient(lambda v: ind @ v, bb, 1e-12, precond=cholesky_apply(torch.linalg.cholesky(Mi)))
+    torch.testing.assert_close(x, torch.linalg.solve(Mi, bb))
+
+
+def test_shifted_cholesky_counts_each_factorization():
+    """One factorization (d³/3) for a positive definite H, k + 1 for an indefinite one that needs k shifts; each
+    application of the factor d²."""
+    H = torch.diag(torch.tensor([-1e-3, 1.0, 2.0], dtype=torch.float64))
+    w = Work()
+    L, mu = shifted_cholesky(H, w)
+    k = math.ceil(math.log(1e-3 / 2e-10, 4))  # first 2e-10·4^k above 10⁻³ (max |H_ii| = 2)
+    assert mu == pytest.approx(2e-10 * 4.0**k, rel=1e-12) and w.madds == pytest.approx((k + 2) * 9.0)
+    apply = cholesky_apply(L, w)
+    r = torch.ones(3, dtype=torch.float64)
+    torch.testing.assert_close(apply(r), torch.linalg.solve(H + mu * torch.eye(3, dtype=torch.float64), r))
+    assert w.madds == pytest.approx((k + 2) * 9.0 + 9.0)
+
+
+def test_reweighted_leverage_factors_are_gamma_approximate():
+    """|D| ∘ ℓ(D₀) with D/D₀ within [½, 2] row by row: sketched scores of diag(√|D|)A within the sketch's factor
+    [0.2, 3] widened by γ = 2 of the exact ones at D, for 98 % of the rows; reusing τ(D₀) unweighted (the old rule)
+    is off by the row factor itself. At D = D₀ the factors give exactly the sketched scores of the same draw."""
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((4000, 20)) * np.exp(rng.standard_normal((4000, 1)))
+    D0 = np.exp(rng.standard_normal(4000))
+    f = np.where(rng.random(4000) < 0.5, 0.5, 2.0)  # every row changes by the factor γ = 2
+    D = D0 * f
+    ell = leverage_factors(A, D0, seed=3)
+    np.testing.assert_allclose(D0 * ell, leverage_scores(A, D0, seed=3), rtol=1e-12)
+    exact = leverage_scores(A, D, sketch=False)
+    q = D * ell / exact
+    assert np.mean((q > 0.1) & (q < 6)) >= 0.98
+    stale = D0 * ell / exact  # τ(D₀) as it is: the row factor 1/f on top of the sketch's spread
+    assert np.median(stale[f == 2.0]) < 0.6 < 1.6 < np.median(stale[f == 0.5])
+    assert 0.6 < np.median(q) < 1.6
+
+
+def test_approx_newton_cg_converges_in_fewer_outer_steps():
+    """The sampled Hessian as PCG preconditioner: the same s, fewer outer steps than approximate Newton, to the same
+    x*; each Hessian-vector product counted as 2 nnz(C) and each preconditioner application as d²."""
+    prob, _ = make_data_dominated(6000, 40, 0, "softplus")
+    x0 = torch.zeros(40, dtype=torch.float64)
+    g0 = float(prob.grad(x0).norm())
+    x_star = solve(prob, x0, "newton", grad_tol=0.0, max_iter=12).x
+    steps = {}
+    for m in ("approx_newton", "approx_newton_cg"):
+        res = solve(prob, x0, m, eps0=0.5, grad_tol=1e-10 * g0, max_iter=60, seed=2)
+        assert res.converged and float((res.x - x_star).norm()) < 1e-7 * float(x_star.norm()), m
+        steps[m] = res.steps
+    assert steps["approx_newton_cg"] < 0.6 * steps["approx_newton"], steps
+    # counted work of one undamped step: the same draw for both, so the difference is the k products (2·18 each) and
+    # the k extra applications of the factor (3² each) of PCG
+    diff = []
+    for m in ("approx_newton", "approx_newton_cg"):
+        pb = _dense_problem()
+        calls = []
+        hvp = pb.hvp
+        pb.hvp = lambda *a, **k: calls.append(1) or hvp(*a, **k)
+        solve(pb, np.zeros(3), m, s=4, seed=0, max_iter=1, grad_tol=0.0, damped=False)
+        diff.append((pb.work.madds, len(calls)))
+    k = diff[1][1]
+    assert k >= 1 and diff[0][1] == 0
+    assert diff[1][0] - diff[0][0] == pytest.approx(k * (36 + 9))
+
+
+def test_adaptive_cg_tolerance_never_below_what_the_target_needs(monkeypatch):
+    """η_t = min(½, max(√(‖∇L_t‖/‖∇L_0‖), grad_tol/(2‖∇L_t‖))) for both CG methods."""
+    prob, _ = make_data_dominated(3000, 20, 1)
+    x0 = torch.zeros(20, dtype=torch.float64)
+    g0 = float(prob.grad(x0).norm())
+    seen = []
+    cg = newton_module.conjugate_gradient
+
+    def spy(matvec, b, tol, *a, **k):
+        seen.append((float(b.norm()), tol))
+        return cg(matvec, b, tol, *a, **k)
+
+    monkeypatch.setattr(newton_module, "conjugate_gradient", spy)
+    for m in ("newton_cg", "approx_newton_cg"):
+        seen.clear()
+        gtol = 1e-6 * g0
+        assert solve(prob, x0, m, cg_tol="adaptive", grad_tol=gtol, max_iter=60).converged
+        for gn, tol in seen:
+            assert tol == pytest.approx(min(0.5, max(math.sqrt(gn / g0), 0.5 * gtol / gn)), rel=1e-12)
+        assert seen[-1][1] > math.sqrt(seen[-1][0] / g0)  # the last solve took the target's floor
+
+
+def test_backtracking_skips_a_decrease_below_the_losss_rounding():
+    """A slope below n·2⁻⁵²·|L| cannot be tested on a sum of n terms: the full step, no trial evaluated."""
+    class Sum:
+        n = 10**6
+
+        def state(self, x):
+            raise AssertionError("no trial point should be evaluated")
+
+    g, step = torch.tensor([1.0], dtype=torch.float64), torch.tensor([-1e-11], dtype=torch.float64)
+    assert _backtrack(Sum(), torch.zeros(1, dtype=torch.float64), 1.0, g, step, {}) is step  # 1e-11 < 2.2e-10
+    Sum.n = 10
+    with pytest.raises(AssertionError, match="no trial"):  # 1e-11 above 10·2⁻⁵²: tested
+        _backtrack(Sum(), torch.zeros(1, dtype=torch.float64), 1.0, g, step, {})

@@ -4,9 +4,20 @@
 - ``newton``: d = −H⁻¹∇L with the exact Hessian H = Cᵀ diag(D) C + (CᵀU)M(CᵀU)ᵀ, D = β + w² (dense C:
   n(d(d + 1)/2 + d) multiply-adds per step for the Gram matrix, a symmetric update);
 - ``newton_cg``: conjugate gradients on Hessian-vector products (2 nnz(C) each), to relative residual ``cg_tol``
-  or, with ``cg_tol="adaptive"``, η_t = min(½, √(‖∇L_t‖/‖∇L_0‖)) (Eisenstat–Walker: superlinear near x*);
+  or, with ``cg_tol="adaptive"``, η_t = min(½, max(√(‖∇L_t‖/‖∇L_0‖), grad_tol/(2‖∇L_t‖))) (Eisenstat–Walker:
+  superlinear near x*; the second term stops the last solves from going below what the target needs: after a step
+  with forcing term η, ‖∇L_{t+1}‖ ≈ η‖∇L_t‖ up to a term quadratic in the step, so η = grad_tol/(2‖∇L_t‖) leaves
+  half the target to that term);
 - ``approx_newton``: d = −H̃⁻¹∇L with H̃ = Cᵀ D̃ C + (CᵀU)M(CᵀU)ᵀ, D̃ a sampled, reweighted copy of the whole
-  diagonal D (unbiased for Cᵀ diag(D) C) and the low-rank part exact (:class:`SampledHessian`).
+  diagonal D (unbiased for Cᵀ diag(D) C) and the low-rank part exact (:class:`SampledHessian`);
+- ``approx_newton_cg``: the same H̃, factored once per step, as the preconditioner of conjugate gradients on the exact
+  Hessian-vector product (2 nnz(C) each), to the tolerance ``cg_tol`` (default adaptive, as for ``newton_cg``).
+  PCG's first iterate from 0 is the approximate-Newton direction −H̃⁻¹∇L up to CG's step length; each further
+  product cuts the error of the Newton system by (√κ − 1)/(√κ + 1) with κ = κ(H̃⁻¹H) ≤ (1 + ε₀)/(1 − ε₀) when H̃
+  is a (1 ± ε₀) spectral approximation (≈ ε₀/2, against ε₀ for one more approximate-Newton step, which also
+  needs a new sampled Gram matrix). So the outer iteration is an inexact Newton method (superlinear with the
+  adaptive tolerance, Eisenstat–Walker) whose every inner product costs O(nnz(C)), and the s d(d + 1)/2 Gram
+  matrix and d³/3 factorization are paid once per outer step.
 
 ∇L and CᵀU come from one pass over C (Cᵀ[g_z, u, q, p]) for both Newton methods. Every product with C, every
 factorization and every sketch add their multiply-adds and rows read to ``problem.work``
@@ -43,32 +54,43 @@ import torch
 from ..validation import choice, finite_array, positive, positive_int
 from .gradient import minimize
 from .result import SolverResult
-from .sketch import countsketch, draw_rows, leverage_scores, sampling_probabilities, samples_for
+from .sketch import countsketch, draw_rows, leverage_factors, sampling_probabilities, samples_for
 
-METHODS = ("gd", "newton", "newton_cg", "approx_newton")
+METHODS = ("gd", "newton", "newton_cg", "approx_newton", "approx_newton_cg")
 #: how approximate Newton builds H̃: leverage-score row sampling (scores reused, rows redrawn every step), uniform
 #: row sampling, or a CountSketch Newton sketch (SA)ᵀ(SA) of diag(√|D|)C
 SCHEMES = ("leverage", "uniform", "countsketch")
 
 
 def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, tol: float = 1e-10,
-                       max_iter: int | None = None) -> torch.Tensor:
-    """Solve A x = b for symmetric positive definite A given by ``matvec`` (relative residual ``tol``)."""
+                       max_iter: int | None = None, precond: Callable[[torch.Tensor], torch.Tensor] | None = None
+                       ) -> torch.Tensor:
+    """Solve A x = b for symmetric positive definite A given by ``matvec`` to relative residual ‖b − Ax‖ ≤ tol‖b‖
+    (the residual of A, whatever the preconditioner), from x = 0. ``precond``: r ↦ M⁻¹r for a symmetric positive
+    definite M ≈ A (preconditioned CG: the error in the A-norm falls by (√κ − 1)/(√κ + 1) per product, κ = κ(M⁻¹A);
+    with M = A it stops after one product). Where pᵀAp ≤ 0 (A not positive definite along a search direction) it
+    stops there (truncated CG) and returns the iterate so far, or M⁻¹b if that is still 0: a descent direction for
+    the Newton step −x. Shapes (d,)."""
     x = torch.zeros_like(b)
     r = b.clone()
-    p = r.clone()
-    rs = float(r @ r)
+    z = precond(r) if precond is not None else r
+    p = z.clone()
+    rz = float(r @ z)
     bn = max(float(b.norm()), 1e-300)
     for _ in range(max_iter or 10 * len(b)):
-        if rs**0.5 <= tol * bn:
+        if float(r.norm()) <= tol * bn:
             break
         Ap = matvec(p)
-        a = rs / float(p @ Ap)
+        pAp = float(p @ Ap)
+        if pAp <= 0:  # A is not positive definite along p: stop (truncated CG), with M⁻¹b if nothing was taken yet
+            return p if not x.any() else x
+        a = rz / pAp
         x += a * p
         r -= a * Ap
-        rs_new = float(r @ r)
-        p = r + (rs_new / rs) * p
-        rs = rs_new
+        z = precond(r) if precond is not None else r
+        rz_new = float(r @ z)
+        p = z + (rz_new / rz) * p
+        rz = rz_new
     return x
 
 
@@ -87,13 +109,16 @@ class SampledHessian:
 
     ``scheme`` (:data:`SCHEMES`):
 
-    - ``"leverage"``: rows drawn i.i.d. with p_i ∝ τ_i(D₀) (sketched leverage scores of diag(√|D₀|)C, mixed with
-      ``uniform_mix`` uniform) and weighted D_i·count_i/(s p_i) with the *current* D, so Cᵀ D̃ C is unbiased for
-      Cᵀ diag(D) C at every step. The scores are reused while the current |D| stays within a factor ``refresh``
-      (γ) of the |D₀| they were computed for, and recomputed otherwise: then τ_i(D) ≤ γ² τ_i(D₀), i.e. the reused
-      scores are γ²-approximate leverage scores, and the sample keeps its (1 ± ε₀) accuracy with γ² times the
-      rows in the worst case (Drineas–Mahoney's β-approximate sampling; in practice far less). ``refresh=1``
-      recomputes every step (the paper's method). Rows are redrawn every step (fresh, independent samples).
+    - ``"leverage"``: rows drawn i.i.d. with p_i ∝ |D_i| ℓ_i, mixed with ``uniform_mix`` uniform, and weighted
+      D_i·count_i/(s p_i), so Cᵀ D̃ C is unbiased for Cᵀ diag(D) C at every step. ℓ_i = ‖c_iᵀR₀⁻¹Π‖² comes from a
+      sketch of diag(√|D₀|)C (:func:`overparam.solvers.sketch.leverage_factors`): |D₀| ∘ ℓ are the sketched leverage
+      scores at D₀, and |D| ∘ ℓ those at the current D with the Gram matrix Cᵀ|D₀|C in place of Cᵀ|D|C. The
+      factors are reused while the current |D| stays within a factor ``refresh`` (γ) of |D₀| row by row, and
+      recomputed otherwise: then Cᵀ|D|C and Cᵀ|D₀|C agree within γ, so |D| ∘ ℓ are γ-approximate leverage scores
+      of the current matrix, and the sample keeps its (1 ± ε₀) accuracy with γ times the rows in the worst case
+      (Drineas–Mahoney's β-approximate sampling; in practice far less). Reweighting costs n multiplies a step and
+      no pass over C (reusing the scores τ(D₀) unweighted would be only γ²-approximate). ``refresh=1`` recomputes
+      every step (the paper's method). Rows are redrawn every step (fresh, independent samples).
     - ``"uniform"``: p_i = 1/n (the baseline that fails when scores are spread out).
     - ``"countsketch"``: H̃ = (S A₊)ᵀ(S A₊) − (S A₋)ᵀ(S A₋) with A± = diag(√D±)C and one CountSketch S of s rows
       (one pass over C, 2 s d² for the two Gram matrices): the Newton sketch of Pilanci–Wainwright.
@@ -103,7 +128,7 @@ class SampledHessian:
     With ``keep``, every H̃ built is kept in ``drawn``; ``refreshes`` counts the score computations."""
 
     def __init__(self, problem: Any, s: int | None = None, seed=0, scheme: str = "leverage", *,
-                 eps0: float | None = None, refresh: float = 2.0, k1: int | None = None, k2: int = 8,
+                 eps0: float | None = None, refresh: float = 4.0, k1: int | None = None, k2: int = 8,
                  uniform_mix: float = 0.1, keep: bool = False):
         self.problem, self.scheme = problem, choice("scheme", scheme, SCHEMES)
         self.s = positive_int("s", s) if s is not None else samples_for(eps0 if eps0 is not None else 0.5, problem.d)
@@ -120,7 +145,7 @@ class SampledHessian:
         self.uniform_mix = positive("uniform_mix", uniform_mix, allow_zero=True)
         self.rng = _generator(seed)
         self.keep, self.drawn, self.refreshes = keep, [], 0
-        self._D0 = self._p = self._cdf = None
+        self._D0 = self._ell = self._p = self._cdf = None
 
     def _needs_scores(self, absD: np.ndarray) -> bool:
         if self._D0 is None:
@@ -130,7 +155,7 @@ class SampledHessian:
         return float(max(ratio.max(), 1.0 / ratio.min())) > self.refresh
 
     def _probabilities(self, D: np.ndarray) -> np.ndarray:
-        """p (n,) for this step; recomputes the leverage scores when the reuse rule says so."""
+        """p (n,) for this step; recomputes the leverage factors when the reuse rule says so."""
         pb = self.problem
         if self.scheme == "uniform":
             if self._p is None:
@@ -139,11 +164,11 @@ class SampledHessian:
             return self._p
         absD = np.abs(D)
         if self._needs_scores(absD):
-            tau = leverage_scores(pb.A.native, absD, k1=self.k1, k2=self.k2, seed=self.rng, work=pb.work)
-            self._p = sampling_probabilities(tau, self.uniform_mix)
-            self._cdf = np.cumsum(self._p)
+            self._ell = leverage_factors(pb.A.native, absD, k1=self.k1, k2=self.k2, seed=self.rng, work=pb.work)
             self._D0 = absD
             self.refreshes += 1
+        self._p = sampling_probabilities(absD * self._ell, self.uniform_mix)
+        self._cdf = np.cumsum(self._p)
         return self._p
 
     def data_gram(self, D: torch.Tensor) -> torch.Tensor:
@@ -183,24 +208,40 @@ def _as_x(x0, d: int) -> tuple[torch.Tensor, bool]:
     return x, was_numpy
 
 
-def newton_direction(H: torch.Tensor, g: torch.Tensor, work: Any = None, max_shifts: int = 60
-                     ) -> tuple[torch.Tensor, float]:
-    """(p, μ): p = −(H + μI)⁻¹g, (d,), by Cholesky, with μ = 0 when H (d, d) is positive definite and otherwise the
-    first μ = 10⁻¹⁰·max|H_ii|·4^k (k = 0, 1, …) at which the factorization succeeds (Levenberg's shift: p is then a
-    descent direction, gᵀp < 0, whatever the sign of H's eigenvalues). A sampled Hessian far from x* can be
-    indefinite even where the true one is not (rows with D_i < 0 drawn more often than their share); its plain
-    Newton step may then point uphill. Each factorization tried adds d³/3 + d² multiply-adds to ``work``."""
+def shifted_cholesky(H: torch.Tensor, work: Any = None, max_shifts: int = 60) -> tuple[torch.Tensor, float]:
+    """(L, μ): the Cholesky factor of H + μI, (d, d), with μ = 0 when H (d, d) is positive definite and otherwise the
+    first μ = 10⁻¹⁰·max|H_ii|·4^k (k = 0, 1, …) at which the factorization succeeds (Levenberg's shift). A sampled
+    Hessian far from x* can be indefinite even where the true one is not (rows with D_i < 0 drawn more often than
+    their share). Each factorization tried adds d³/3 multiply-adds to ``work``."""
     d = H.shape[0]
     eye = torch.eye(d, dtype=H.dtype, device=H.device)
     mu, scale = 0.0, float(H.diagonal().abs().max()) or 1.0
     for k in range(max_shifts + 1):
         L, info = torch.linalg.cholesky_ex(H + mu * eye if mu else H)
         if work is not None:
-            work.factor_solve(d)
+            work.add(d**3 / 3)
         if int(info) == 0:
-            return -torch.cholesky_solve(g[:, None], L)[:, 0], mu
+            return L, mu
         mu = 1e-10 * scale * 4.0**k
     raise FloatingPointError(f"H: no shift up to {mu:.3g} makes the Hessian positive definite (non-finite entries?)")
+
+
+def cholesky_apply(L: torch.Tensor, work: Any = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """r ↦ (LLᵀ)⁻¹r, (d,) → (d,): two triangular solves, d² multiply-adds added to ``work`` per application."""
+    def apply(r: torch.Tensor) -> torch.Tensor:
+        if work is not None:
+            work.add(L.shape[0] ** 2)
+        return torch.cholesky_solve(r[:, None], L)[:, 0]
+    return apply
+
+
+def newton_direction(H: torch.Tensor, g: torch.Tensor, work: Any = None, max_shifts: int = 60
+                     ) -> tuple[torch.Tensor, float]:
+    """(p, μ): p = −(H + μI)⁻¹g, (d,), with (L, μ) from :func:`shifted_cholesky`: p is a descent direction,
+    gᵀp < 0, whatever the sign of H's eigenvalues, so a step never points uphill. Adds d³/3 per factorization tried
+    and d² for the solves to ``work``."""
+    L, mu = shifted_cholesky(H, work, max_shifts)
+    return -cholesky_apply(L, work)(g), mu
 
 
 def _backtrack(problem: Any, x: torch.Tensor, loss: float, g: torch.Tensor, step: torch.Tensor, cache: dict,
@@ -209,7 +250,9 @@ def _backtrack(problem: Any, x: torch.Tensor, loss: float, g: torch.Tensor, step
     the accepted trial's state is left in ``cache['trial']`` for the next gradient. The full step when none does
     (the loop then reports the increase)."""
     slope = float(g @ step)
-    if -slope <= 1e-13 * abs(loss):  # the decrease is below the loss's rounding: nothing to test
+    # a decrease below the loss's rounding cannot be tested: L is a sum of n terms, which loses up to n·2⁻⁵³ of |L|
+    # (seen: a step with slope 1.8·10⁻¹³|L| at n = 10⁵ rejected nine times on a rounding increase of 3·10⁻¹³|L|)
+    if -slope <= max(1e-13, getattr(problem, "n", 1) * 2.0**-52) * abs(loss):
         return step
     a = 1.0
     for _ in range(max_halvings):
@@ -224,8 +267,8 @@ def _backtrack(problem: Any, x: torch.Tensor, loss: float, g: torch.Tensor, step
 
 
 def solve(problem: Any, x0, method: str, *, max_iter: int = 100, grad_tol: float = 1e-10,
-          s: int | None = None, eps0: float | None = None, scheme: str = "leverage", refresh: float = 2.0,
-          seed=0, cg_tol: float | str = 1e-10, lr: float = 1.0, damped: bool = True,
+          s: int | None = None, eps0: float | None = None, scheme: str = "leverage", refresh: float = 4.0,
+          seed=0, cg_tol: float | str | None = None, lr: float = 1.0, damped: bool = True,
           record: Callable | None = None,
           on_step: Callable | None = None, stop: Callable | None = None,
           sampler: SampledHessian | None = None) -> SolverResult:
@@ -235,7 +278,8 @@ def solve(problem: Any, x0, method: str, *, max_iter: int = 100, grad_tol: float
     The problem is a :class:`~overparam.problems.softmax_regression.SoftmaxRegression` (its C, b, w may be NumPy,
     torch or scipy sparse). Approximate Newton samples ``s`` rows, or s = ⌈d log d / ε₀²⌉ for a target spectral
     accuracy ``eps0`` (default ½), with ``scheme`` and ``refresh`` as in :class:`SampledHessian`; or pass your own
-    ``sampler``. ``seed``: int, NumPy or torch Generator. ``cg_tol``: a relative residual or "adaptive" (Newton-CG).
+    ``sampler``. ``seed``: int, NumPy or torch Generator. ``cg_tol``: the CG solves' relative residual or "adaptive"
+    (η_t of the module docstring); default 10⁻¹⁰ for ``newton_cg`` and "adaptive" for ``approx_newton_cg``.
     ``damped``: the Newton-type steps backtrack (Armijo, c = 10⁻⁴, halving) until the loss decreases; the state at
     the accepted point is the next step's, so a full step that is accepted costs no extra pass over C (the local
     method, ``damped=False``, always takes the full step). ``stop(t, loss, params)`` ends the run early (reported as
@@ -243,13 +287,16 @@ def solve(problem: Any, x0, method: str, *, max_iter: int = 100, grad_tol: float
     method = choice("method", method, METHODS)
     x, was_numpy = _as_x(x0, problem.d)
     positive("grad_tol", grad_tol, allow_zero=True)
+    if cg_tol is None:
+        cg_tol = "adaptive" if method == "approx_newton_cg" else 1e-10
     adaptive = cg_tol == "adaptive"
     if not adaptive:
         cg_tol = positive("cg_tol", cg_tol)
-    if method == "approx_newton" and sampler is None:
+    sampled = method in ("approx_newton", "approx_newton_cg")
+    if sampled and sampler is None:
         sampler = SampledHessian(problem, s, seed, scheme, eps0=eps0, refresh=refresh)
     cache: dict[str, Any] = {}
-    fused = method in ("newton", "approx_newton")
+    fused = method in ("newton", "approx_newton", "approx_newton_cg")
 
     def grad(ps):
         trial = cache.pop("trial", None)
@@ -266,13 +313,19 @@ def solve(problem: Any, x0, method: str, *, max_iter: int = 100, grad_tol: float
         xt, g, st = ps[0], gs[0], cache["st"]
         if method == "gd":
             return [-g]
+        gn = float(g.norm())  # adaptive: Eisenstat–Walker, never tighter than the target needs (module docstring)
+        tol = min(0.5, max(math.sqrt(gn / cache["g0"]), 0.5 * grad_tol / max(gn, 1e-300))) if adaptive else cg_tol
         if method == "newton_cg":
-            tol = min(0.5, math.sqrt(float(g.norm()) / cache["g0"])) if adaptive else cg_tol
             step = -conjugate_gradient(lambda v: problem.hvp(xt, v, st), g, tol)
             return [_backtrack(problem, xt, st.loss, g, step, cache) if damped else step]
         H = problem.hessian(xt, st, cache["CU"]) if method == "newton" else sampler(xt, st, cache["CU"])
-        step, mu = newton_direction(H, g, problem.work)
+        L, mu = shifted_cholesky(H, problem.work)
         cache["shifted"] = cache.get("shifted", 0) + (mu > 0)
+        if method == "approx_newton_cg":
+            step = -conjugate_gradient(lambda v: problem.hvp(xt, v, st), g, tol,
+                                       precond=cholesky_apply(L, problem.work))
+        else:
+            step = -cholesky_apply(L, problem.work)(g)
         return [_backtrack(problem, xt, st.loss, g, step, cache) if damped else step]
 
     res = minimize(lambda ps: None, [x], lr=lr, max_steps=max_iter, grad_tol=grad_tol, grad=grad,
@@ -282,7 +335,7 @@ def solve(problem: Any, x0, method: str, *, max_iter: int = 100, grad_tol: float
     res.history["backtracks"] = [float(cache.get("backtracks", 0))]  # rejected trial points (one pass over C each)
     res.history["shifted_steps"] = [float(cache.get("shifted", 0))]  # Newton-type steps whose H needed a shift
     res.x = res.x[0].numpy() if was_numpy else res.x[0]
-    if method == "approx_newton":
+    if sampled:
         res.history["s"] = [float(sampler.s)]
         res.history["score_refreshes"] = [float(sampler.refreshes)]
     return res

@@ -68,29 +68,52 @@ def leverage_scores(A, weights=None, sketch: bool = True, k1: int | None = None,
                     work: Work | None = None) -> np.ndarray:
     """τ_i of the rows of diag(√|weights|) A (A dense array, tensor or scipy sparse (n, d); weights (n,) or None for
     all ones), exact (QR of the scaled A) or sketched (module docstring; k₁ = 8d CountSketch rows by default, k₂
-    Johnson–Lindenstrauss columns); shape (n,). ``seed``: int or NumPy Generator.
+    Johnson–Lindenstrauss columns; τ = |weights| ∘ :func:`leverage_factors`); shape (n,). ``seed``: int or NumPy
+    Generator.
 
-    ``work`` (optional) receives the multiply-adds and rows: sketched, nnz for S·A, k₁d² − d³/3 for its QR,
-    d³/3 + d²k₂ for R⁻¹Π, nnz·k₂ for C(R⁻¹Π) and n·k₂ for the weighted row norms; exact, the QR of A."""
+    ``work`` (optional) receives the multiply-adds and rows: sketched, those of :func:`leverage_factors`; exact, the
+    QR of A."""
     A = _as_dense_or_sparse(A)
     n, d = A.shape
-    k2 = positive_int("k2", k2)
-    w = np.ones(n) if weights is None else np.abs(np.asarray(weights, dtype=float))
-    if w.shape != (n,):
-        raise ValueError(f"weights: must have shape ({n},) to match A, got {w.shape}")
-    finite_array("weights", w)
-    work = work if work is not None else Work()
-    nnz = int(A.nnz) if sp.issparse(A) else n * d
-    root = np.sqrt(w)
+    w = _abs_weights(weights, n)
     if not sketch:
+        work = work if work is not None else Work()
+        root = np.sqrt(w)
         Ad = (A.multiply(root[:, None]).toarray() if sp.issparse(A) else A * root[:, None])
         work.qr(n, d)
         work.add(n * d, n)
         Q, _ = np.linalg.qr(Ad)
         return (Q * Q).sum(1)
+    return w * leverage_factors(A, w, k1, k2, seed, work)
+
+
+def _abs_weights(weights, n: int) -> np.ndarray:
+    w = np.ones(n) if weights is None else np.abs(np.asarray(weights, dtype=float))
+    if w.shape != (n,):
+        raise ValueError(f"weights: must have shape ({n},) to match A, got {w.shape}")
+    finite_array("weights", w)
+    return w
+
+
+def leverage_factors(A, weights=None, k1: int | None = None, k2: int = 8, seed=0, work: Work | None = None
+                     ) -> np.ndarray:
+    """ℓ_i = ‖a_iᵀ R⁻¹ Π‖², (n,), with R from the QR of a CountSketch of diag(√|weights|) A and Π a Gaussian (d, k₂)/√k₂:
+    the sketched leverage scores of diag(√|weights|) A are |weights| ∘ ℓ (module docstring). Kept apart so that a
+    caller can reweight with new weights D without a pass over A: |D| ∘ ℓ are the sketched scores of diag(√|D|)A
+    with the Gram matrix of the old weights, within a factor γ of those with the new one when |D|/|weights| lies in
+    [1/γ, γ] row by row (then Aᵀ|D|A and Aᵀ|weights|A agree within γ in the Loewner order).
+
+    ``work`` (optional) receives nnz for S·A, k₁d² − d³/3 for its QR, d³/3 + d²k₂ for R⁻¹Π, nnz·k₂ for A(R⁻¹Π) and
+    n·k₂ for the squared row norms."""
+    A = _as_dense_or_sparse(A)
+    n, d = A.shape
+    k2 = positive_int("k2", k2)
+    w = _abs_weights(weights, n)
+    work = work if work is not None else Work()
+    nnz = int(A.nnz) if sp.issparse(A) else n * d
     rng = np.random.default_rng(seed)
     k1 = min(n, positive_int("k1", k1 if k1 is not None else 8 * d))
-    SA = countsketch(A, k1, rng, root, work=work)
+    SA = countsketch(A, k1, rng, np.sqrt(w), work=work)
     work.qr(k1, d)
     R = np.linalg.qr(SA, mode="r")
     diag = np.abs(np.diag(R))
@@ -99,9 +122,9 @@ def leverage_scores(A, weights=None, sketch: bool = True, k1: int | None = None,
     work.factor_solve(d, k2)
     Z = np.linalg.solve(R, Pi)  # R⁻¹Π (d, k₂)
     work.sparse_product(nnz, k2, n)
-    work.add(n * k2)  # weighted squared row norms of C(R⁻¹Π)
+    work.add(n * k2)  # squared row norms of A(R⁻¹Π)
     CZ = np.asarray(A @ Z)
-    return w * np.einsum("ij,ij->i", CZ, CZ)
+    return np.einsum("ij,ij->i", CZ, CZ)
 
 
 def samples_for(eps0: float, d: int, c: float = 1.0) -> int:
