@@ -229,8 +229,8 @@ def figure(rows: list[dict], name: str = "approximate_newton") -> None:
         ax.invert_yaxis()
     for ax in axes.ravel()[len(groups):]:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(RESULTS / f"{name}.png", dpi=110)
+    fig.tight_layout(w_pad=3.0)
+    fig.savefig(RESULTS / f"{name}.png", dpi=110, bbox_inches="tight")  # the longest method names
 
 
 if __name__ == "__main__":
