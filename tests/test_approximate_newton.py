@@ -12,8 +12,8 @@ from overparam.diagnostics.curvature_path import hessian_lipschitz, lambda_min, 
 from overparam.problems.softmax_regression import (ACTIVATIONS, Matrix, SoftmaxRegression, curvature_report,
                                                    make_data_dominated, make_instance, signed_gram)
 import overparam.solvers.newton as newton_module
-from overparam.solvers.newton import (SampledHessian, _backtrack, cholesky_apply, conjugate_gradient, newton_direction,
-                                     shifted_cholesky, solve)
+from overparam.solvers.newton import (SampledHessian, _backtrack, cholesky_apply, conjugate_gradient, shifted_cholesky,
+                                     solve)
 from overparam.solvers.sketch import countsketch, leverage_factors, leverage_scores, sample_rows, samples_for
 from overparam.theory import newton as theory
 from overparam.theory.newton import iterations_to, step_bound
@@ -283,19 +283,25 @@ def test_sampling_schemes_converge_on_a_small_data_dominated_instance():
     assert isinstance(res.x, np.ndarray) and np.linalg.norm(res.x - xe.numpy()) < 1e-9
 
 
-def test_newton_direction_shifts_only_an_indefinite_matrix():
-    """A positive definite H gives p = −H⁻¹g (μ = 0, one factorization counted); an indefinite one a shifted descent
-    step with H + μI positive definite, μ the first of 1e-10·max|H_ii|·4^k that factors."""
+def test_shifted_newton_step_shifts_only_an_indefinite_matrix():
+    """The step solve takes, p = −(LLᵀ)⁻¹g with (L, μ) from shifted_cholesky: a positive definite H gives
+    p = −H⁻¹g (μ = 0, one factorization and one solve counted); an indefinite one a shifted descent step with H + μI
+    positive definite, μ the first of 1e-10·max|H_ii|·4^k that factors."""
+
+    def newton_step(H, g, work=None):
+        L, mu = shifted_cholesky(H, work)
+        return -cholesky_apply(L, work)(g), mu
+
     rng = np.random.default_rng(0)
     Q = torch.from_numpy(np.linalg.qr(rng.standard_normal((6, 6)))[0])
     g = torch.from_numpy(rng.standard_normal(6))
     pd_ = Q @ torch.diag(torch.tensor([1.0, 2, 3, 4, 5, 6], dtype=torch.float64)) @ Q.T
     w = Work()
-    p, mu = newton_direction(pd_, g, w)
+    p, mu = newton_step(pd_, g, w)
     assert mu == 0.0 and torch.allclose(p, -torch.linalg.solve(pd_, g), atol=1e-12)
     assert w.madds == 6**3 / 3 + 36
     ind = Q @ torch.diag(torch.tensor([-0.5, 2, 3, 4, 5, 6], dtype=torch.float64)) @ Q.T
-    p, mu = newton_direction(ind, g)
+    p, mu = newton_step(ind, g)
     k = math.ceil(math.log(0.5 / (1e-10 * float(ind.diagonal().abs().max())), 4))  # first 4^k shift above 0.5
     assert mu == pytest.approx(1e-10 * float(ind.diagonal().abs().max()) * 4.0**k, rel=1e-12) and mu > 0.5
     assert torch.allclose(p, -torch.linalg.solve(ind + mu * torch.eye(6, dtype=torch.float64), g), atol=1e-10)

@@ -41,7 +41,7 @@ needs 2 steps and Newton-CG 4), or a loose target accuracy. ``approx_newton_cg``
 
 Newton-type steps are damped by default (Armijo backtracking, :func:`solve`); ``damped=False`` takes them in full
 (lr = 1: the local method of the theory). The linear system is solved by Cholesky; a Hessian (sampled or exact) that
-is not positive definite is shifted until it is (:func:`newton_direction`; the shifted steps are counted in the
+is not positive definite is shifted until it is (:func:`shifted_cholesky`; the shifted steps are counted in the
 history), so a step never points uphill. A step that increases the loss is reported by the loop.
 The problem is :class:`overparam.problems.softmax_regression.SoftmaxRegression` or anything with the same
 ``state``, ``grad``, ``grad_low_rank``, ``diagonal``, ``hvp``, ``hessian``, ``low_rank_product``, ``A`` and ``d``.
@@ -239,15 +239,6 @@ def cholesky_apply(L: torch.Tensor, work: Any = None) -> Callable[[torch.Tensor]
     return apply
 
 
-def newton_direction(H: torch.Tensor, g: torch.Tensor, work: Any = None, max_shifts: int = 60
-                     ) -> tuple[torch.Tensor, float]:
-    """(p, μ): p = −(H + μI)⁻¹g, (d,), with (L, μ) from :func:`shifted_cholesky`: p is a descent direction,
-    gᵀp < 0, whatever the sign of H's eigenvalues, so a step never points uphill. Adds d³/3 per factorization tried
-    and d² for the solves to ``work``."""
-    L, mu = shifted_cholesky(H, work, max_shifts)
-    return -cholesky_apply(L, work)(g), mu
-
-
 def _backtrack(problem: Any, x: torch.Tensor, loss: float, g: torch.Tensor, step: torch.Tensor, cache: dict,
                c: float = 1e-4, max_halvings: int = 30) -> torch.Tensor:
     """a·step with a = 2^−k the first that meets L(x + a·step) ≤ L(x) + c·a·gᵀstep (one pass over C per trial);
@@ -313,20 +304,26 @@ def solve(problem: Any, x0, method: str, *, max_iter: int = 100, grad_tol: float
         cache.setdefault("g0", max(float(g.norm()), 1e-300))
         return torch.tensor(st.loss, dtype=torch.float64), [g]
 
+    def forcing(g: torch.Tensor) -> float:
+        """The CG solves' relative residual: ``cg_tol``, or η_t of the module docstring (Eisenstat–Walker, never
+        tighter than the target needs)."""
+        if not adaptive:
+            return cg_tol
+        gn = float(g.norm())
+        return min(0.5, max(math.sqrt(gn / cache["g0"]), 0.5 * grad_tol / max(gn, 1e-300)))
+
     def direction(ps, gs):
         xt, g, st = ps[0], gs[0], cache["st"]
         if method == "gd":
             return [-g]
-        gn = float(g.norm())  # adaptive: Eisenstat–Walker, never tighter than the target needs (module docstring)
-        tol = min(0.5, max(math.sqrt(gn / cache["g0"]), 0.5 * grad_tol / max(gn, 1e-300))) if adaptive else cg_tol
         if method == "newton_cg":
-            step = -conjugate_gradient(lambda v: problem.hvp(xt, v, st), g, tol)
+            step = -conjugate_gradient(lambda v: problem.hvp(xt, v, st), g, forcing(g))
             return [_backtrack(problem, xt, st.loss, g, step, cache) if damped else step]
         H = problem.hessian(xt, st, cache["CU"]) if method == "newton" else sampler(xt, st, cache["CU"])
         L, mu = shifted_cholesky(H, problem.work)
         cache["shifted"] = cache.get("shifted", 0) + (mu > 0)
         if method == "approx_newton_cg":
-            step = -conjugate_gradient(lambda v: problem.hvp(xt, v, st), g, tol,
+            step = -conjugate_gradient(lambda v: problem.hvp(xt, v, st), g, forcing(g),
                                        precond=cholesky_apply(L, problem.work))
         else:
             step = -cholesky_apply(L, problem.work)(g)
