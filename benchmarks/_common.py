@@ -20,12 +20,15 @@ def machine() -> dict:
     return info
 
 
-def write(name: str, rows: list[dict], notes: str = "", folder: Path | str = RESULTS) -> Path:
-    """Write ``results/NAME.json`` and ``results/NAME.md`` (a table of ``rows``), or under another ``folder``."""
+def write(name: str, rows: list[dict], notes: str = "", folder: Path | str = RESULTS,
+          measured_on: dict | None = None, date: str | None = None) -> Path:
+    """Write ``results/NAME.json`` and ``results/NAME.md`` (a table of ``rows``), or under another ``folder``.
+    ``measured_on`` and ``date``: the machine and date of the measurements when they were taken elsewhere (a table
+    combined from runs on another machine), else this process's."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "rows": rows,
-               "notes": notes}
+    payload = {"benchmark": name, "date": date or time.strftime("%Y-%m-%d %H:%M:%S"),
+               "machine": measured_on or machine(), "rows": rows, "notes": notes}
     (folder / f"{name}.json").write_text(json.dumps(payload, indent=2))
     cols = list(rows[0]) if rows else []
     md = [f"# {name}", "", f"{payload['date']} · {payload['machine']}", "", notes, "",

@@ -20,6 +20,8 @@ relative distance to it. Settings, chosen to ask every tool for the same accurac
   Hutchinson stops at its own tolerance 1e-3), with the standard error across probes as the stated accuracy.
 - density: the same SLQ settings (``--slq-probes`` probes × ``--slq-steps`` steps) for overparam, PyHessian and
   hessian-eigenthings.
+- every tool in IEEE float32 (TF32 off: torch's default runs cuDNN convolutions in TF32; ``benchmarks/hessian_tf32.py``
+  measures what that changes on the CNN at 10⁷ parameters on a GPU).
 - certify: overparam only (no baseline has one), at the indefinite point and at a positive definite one (the loss
   plus (ρ/2)‖θ‖² with ρ = 1.5|λ_min|), within ``--certify-products``.
 
@@ -31,7 +33,7 @@ the wall time grows with the load, the CPU time of a one-thread run much less), 
     python benchmarks/hessian_eigenvalues.py --params 1e5 --models mlp --tasks top10 lambda_min
     python benchmarks/hessian_eigenvalues.py --device cuda --params 1e7 --repeats 3   # on a GPU
     python benchmarks/hessian_eigenvalues.py --combine NAME1 NAME2 --name NAME     # one table of runs made side by side
-    OUT=/tmp/out bash benchmarks/gpu_i18.sh                                        # 1e6 and 1e7 on one GPU, ≤ 4 min
+    OUT=/tmp/out bash benchmarks/hessian_eigenvalues_gpu.sh                        # 1e7 (and 1e6 trace) on one GPU
 
 Each tool's top-10 and λ_min are printed as soon as measured and the results files are rewritten after every task, so
 a run cut short keeps what it measured.
@@ -471,7 +473,10 @@ def combine(names: list[str], out: str, folder: str | os.PathLike) -> None:
             for r in top:
                 r["accuracy"] = float(np.max(np.abs(np.array([float(x) for x in r["value"].split(" … ")]) / ends - 1)))
     note = " ".join(f"[{n}] {run['notes']}" for n, run in zip(names, runs))
-    write(out, rows, "combined runs (accuracy against the best of all of them): " + note, folder)
+    machines = [run["machine"] for run in runs]  # the header names where the rows were measured, not this process
+    write(out, rows, "combined runs (accuracy against the best of all of them): " + note, folder,
+          measured_on=machines[0] if all(m == machines[0] for m in machines) else {"runs": machines},
+          date=" to ".join(dict.fromkeys([min(r["date"] for r in runs), max(r["date"] for r in runs)])))
     _add_history(Path(folder) / f"{out}.json", history)
 
 
@@ -527,6 +532,9 @@ def main() -> None:
     if args.combine:
         return combine(args.combine, args.name or "hessian_eigenvalues_combined", args.out or RESULTS)
     pin_threads(args.threads)
+    # every tool in IEEE float32: torch runs cuDNN convolutions in TF32 by default, which moved the CNN's λ_min at
+    # 10⁷ parameters by 3.8e-4 and two tools' products apart by 4.8e-5 (overparam's operators turn it off themselves)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     SLOW = args.slow
     rows: list[dict] = []
     for params in args.params:
@@ -558,7 +566,7 @@ def run_model(args, params: float, model: str, rows: list[dict]) -> None:
 
 
 def notes(args) -> str:
-    return (f"float32; MLP 32→w→w→10 Tanh, MSE, n = {args.n}; CNN 3×8×8 conv-conv(stride 2)-pool-linear, "
+    return (f"float32 (IEEE: TF32 off for every tool); MLP 32→w→w→10 Tanh, MSE, n = {args.n}; CNN 3×8×8 conv-conv(stride 2)-pool-linear, "
             f"cross-entropy, n = {args.n_cnn}; products over batches of {args.batch}; threads {args.threads}; "
             f"best of {args.repeats}; load = 1-min load average at the row. accuracy: top-10 and λ_min, the largest "
             f"relative distance to the reference (module docstring); trace, the stated standard error over |trace|. "

@@ -252,6 +252,41 @@ def test_attention_is_differentiated_twice_through_the_math_kernel():
     _close(HessianOperator(MHA(), MSE, X, y).dense(), ref)
 
 
+class _FlagRecorder(torch.nn.Module):
+    """A linear model that records the TF32 flags (cuDNN convolutions, CUDA matmuls) each forward pass ran under."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.seen = torch.nn.Linear(3, 2).double(), []
+
+    def forward(self, x):
+        self.seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return self.lin(x)
+
+
+@pytest.mark.parametrize("Op", [HessianOperator, GGNOperator])
+def test_products_run_in_ieee_float32_unless_tf32_is_asked_for(Op):
+    """Every forward pass of a product runs with both TF32 flags off (tf32=False, the default) and the caller's flags
+    come back after; tf32=True leaves them as the caller set them (module docstring: TF32 moves λ_min of a CNN on a
+    GPU by 4e-4). The flags are process state, so the test sets and restores them."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    X, y = _data()
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        for tf32 in (False, True):
+            model = _FlagRecorder()
+            op = Op(model, MSE, X, y, tf32=tf32)
+            model.seen.clear()
+            op @ torch.ones(op.dim, dtype=torch.float64)
+            op.loss()
+            assert model.seen and set(model.seen) == {(tf32, tf32)}
+            assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+        with pytest.raises(ValueError, match="tf32"):
+            Op(_FlagRecorder(), MSE, X, y, tf32="no")
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def test_at_gradient_and_loss_match_autograd_at_other_parameters():
     net, (X, y) = _mlp(), _data()
     H = HessianOperator(net, MSE, X, y, batch_size=4)

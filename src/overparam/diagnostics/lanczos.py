@@ -75,14 +75,16 @@ def size(H: Any) -> int:
     return int(shape[0]) if shape is not None and len(shape) == 2 else int(H.dim)
 
 
-def rademacher(n: int, k: int, gen: torch.Generator, device: Any) -> torch.Tensor:
-    """(n, k) entries ±1, float64, drawn on ``device``: by ``gen`` where it lives there (the same numbers as an
-    integer draw converted), else by a generator there seeded from ``gen`` (no n × k integer temporary and no
-    host-to-device copy: at n = 10⁷ on a GPU that copy dominated Hutch++)."""
+def rademacher(n: int, k: int, gen: torch.Generator, device: Any,
+               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(n, k) entries ±1 (exact in any float ``dtype``: the same numbers in float32 and float64), drawn on
+    ``device``: by ``gen`` where it lives there (the same numbers as an integer draw converted), else by a generator
+    there seeded from ``gen`` (no n × k integer temporary and no host-to-device copy: at n = 10⁷ on a GPU that copy
+    dominated Hutch++)."""
     device = torch.device(device)
     if device != gen.device:
         gen = torch.Generator(device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
-    return torch.randint(0, 2, (n, k), generator=gen, device=device, dtype=torch.float64).mul_(2.0).sub_(1.0)
+    return torch.randint(0, 2, (n, k), generator=gen, device=device, dtype=dtype).mul_(2.0).sub_(1.0)
 
 
 class Counted:
@@ -95,12 +97,13 @@ class Counted:
         self.products += 1
         return self.H.matvec(v.to(self.H.dtype)).to(torch.float64)
 
-    def matmat(self, V: torch.Tensor) -> torch.Tensor:
-        """H V for V (n, k): the operator's batched ``matmat`` where it has one (k products), else column by column."""
+    def matmat(self, V: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """H V for V (n, k), returned in ``dtype``: the operator's batched ``matmat`` where it has one (k products),
+        else column by column. With V and ``dtype`` both H.dtype nothing is converted (no copies)."""
         if not callable(getattr(self.H, "matmat", None)):
-            return torch.stack([self.matvec(V[:, i]) for i in range(V.shape[1])], 1)
+            return torch.stack([self.matvec(V[:, i]) for i in range(V.shape[1])], 1).to(dtype)
         self.products += V.shape[1]
-        return self.H.matmat(V.to(self.H.dtype)).to(torch.float64)
+        return self.H.matmat(V.to(self.H.dtype)).to(dtype)
 
 
 @dataclass

@@ -9,7 +9,11 @@
   a matrix with a decaying spectrum. Standard error as for Hutchinson, of the deflated term.
 
 Any operator :func:`overparam.diagnostics.lanczos` accepts works (``matvec``, a size, ``dtype``, ``device``); blocks of
-probes go through its ``matmat`` where it has one (batched products); products run in its dtype, sums in float64.
+probes go through its ``matmat`` where it has one (batched products). The probes, the products, Hutch++'s QR and
+its deflation run in the operator's dtype (float32 or float64; ±1 probes are exact in both), the quadratic forms'
+sums in float64: in float32 a Householder Q is orthonormal to about 1e-6 and each form carries a relative rounding
+of about 1e-6, far below the stated error of any estimate from fewer than 10⁶ probes (at 10⁶ parameters this saves
+the float64 copies of every block and halves the QR's time).
 """
 
 from __future__ import annotations
@@ -36,9 +40,15 @@ class TraceEstimate:
     n_probe: int
 
 
+def _work_dtype(H: Any) -> torch.dtype:
+    """The dtype the estimators work in: the operator's, at least float32 (module docstring)."""
+    return torch.promote_types(getattr(H, "dtype", torch.float64), torch.float32)
+
+
 def _quadratic_forms(op: Counted, Z: torch.Tensor) -> np.ndarray:
-    """z_iᵀ H z_i for the columns of Z (one batched product H Z where the operator has ``matmat``)."""
-    return (Z * op.matmat(Z)).sum(0).cpu().numpy()
+    """z_iᵀ H z_i for the columns of Z (one batched product H Z where the operator has ``matmat``), summed in
+    float64."""
+    return (Z * op.matmat(Z, Z.dtype)).sum(0, dtype=torch.float64).cpu().numpy()
 
 
 def _mean_and_stderr(samples: np.ndarray) -> tuple[float, float]:
@@ -50,7 +60,7 @@ def _mean_and_stderr(samples: np.ndarray) -> tuple[float, float]:
 def hutchinson(H: Any, n_probe: int = 30, seed: int = 0) -> TraceEstimate:
     """tr(H) ≈ (1/m) Σ z_iᵀ H z_i over ``n_probe`` = m Rademacher probes (module docstring); ``stderr`` = s/√m."""
     op = Counted(H)
-    q = _quadratic_forms(op, rademacher(op.n, n_probe, seed, getattr(H, "device", "cpu")))
+    q = _quadratic_forms(op, rademacher(op.n, n_probe, seed, getattr(H, "device", "cpu"), _work_dtype(H)))
     mean, se = _mean_and_stderr(q)
     return TraceEstimate(mean, se, op.products, n_probe)
 
@@ -60,12 +70,12 @@ def hutchpp(H: Any, n_products: int = 60, seed: int = 0) -> TraceEstimate:
     """Hutch++ with about ``n_products`` products (module docstring): tr(QᵀHQ) + Hutchinson on (I − QQᵀ)H(I − QQᵀ),
     Q from k = n_products/3 products, k exact products QᵀHQ and the rest as probes; ``stderr`` of the deflated part."""
     op = Counted(H)
-    n, device = op.n, getattr(H, "device", "cpu")
+    n, device, dtype = op.n, getattr(H, "device", "cpu"), _work_dtype(H)
     k = min(n_products // 3, n)
-    S = rademacher(n, k, seed, device)
-    Q, _ = torch.linalg.qr(op.matmat(S))
+    S = rademacher(n, k, seed, device, dtype)
+    Q, _ = torch.linalg.qr(op.matmat(S, dtype))
     top = float(_quadratic_forms(op, Q).sum())
-    G = rademacher(n, max(n_products - 2 * k, 2), seed, device)
+    G = rademacher(n, max(n_products - 2 * k, 2), seed, device, dtype)
     G = G - Q @ (Q.T @ G)
     rest, se = _mean_and_stderr(_quadratic_forms(op, G))
     return TraceEstimate(top + rest, se, op.products, G.shape[1])

@@ -36,7 +36,11 @@ graph holds the activations of all the data until the operator is dropped; ``at(
 changed in place after the first product makes the next product fail (autograd's saved-tensor check) rather than
 mix old and new. Several batches or a loader rebuild each batch's graph at every product, so memory stays that of
 one batch. Products run inside ``sdpa_kernel(SDPBackend.MATH)`` (``eager_attention=True``) so that attention, whose fused
-kernels have no double backward, can be differentiated twice. :meth:`HessianOperator.check_deterministic` tells a
+kernels have no double backward, can be differentiated twice, and with TF32 off (``tf32=False``, the default: cuDNN
+convolutions and CUDA matmuls in IEEE float32, the flags restored after each product), since torch runs cuDNN
+convolutions in TF32 by default: on the 10⁷-parameter CNN of benchmarks/hessian_eigenvalues.py (one H200) TF32 moved
+λ_min by 3.8e-4 relative (−0.696252 against −0.696515) and two libraries' products of one vector apart by 4.8e-5
+(2.3e-7 in IEEE float32); ``tf32=True`` keeps TF32 (3.5× faster there). :meth:`HessianOperator.check_deterministic` tells a
 product that changes from call to call (dropout left on) from one that does not.
 """
 
@@ -59,7 +63,7 @@ _PARAMS = {"loss_fn": IsCallable(), "param_filter": [None, IsCallable(), Instanc
                                                                                     what="name pattern or list")],
            "batch_size": [None, POSITIVE_INT], "reduction": Options(("mean", "sum")),
            "output_fn": [None, IsCallable()], "eager_attention": InstanceOf(bool),
-           "vmap": [None, InstanceOf(bool)], "keep_graph": [None, InstanceOf(bool)]}
+           "vmap": [None, InstanceOf(bool)], "keep_graph": [None, InstanceOf(bool)], "tf32": InstanceOf(bool)}
 
 Batch = tuple[Any, Any, int]  # (x: tensor or dict of tensors, y, n_b)
 
@@ -100,6 +104,20 @@ def _rows(x: Any, i: int, j: int) -> Any:
     return {k: v[i:j] for k, v in x.items()} if isinstance(x, dict) else x[i:j]
 
 
+@contextlib.contextmanager
+def _ieee_float32() -> Iterator[None]:
+    """cuDNN convolutions and CUDA matmuls without TF32 for the duration; the caller's flags restored after."""
+    flags = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = [f.allow_tf32 for f in flags]
+    for f in flags:
+        f.allow_tf32 = False
+    try:
+        yield
+    finally:
+        for f, b in zip(flags, before):
+            f.allow_tf32 = b
+
+
 class _ModelCurvature(LinearOperator):
     """What the Hessian and the GGN share: the data, the parameter selection, the weighting over batches."""
 
@@ -109,13 +127,13 @@ class _ModelCurvature(LinearOperator):
     def __init__(self, model: torch.nn.Module, loss_fn: Callable, inputs: Any, targets: Any = None,
                  param_filter: Callable | str | list[str] | None = None, batch_size: int | None = None, *,
                  reduction: str = "mean", output_fn: Callable | None = None, eager_attention: bool = True,
-                 vmap: bool | None = None, keep_graph: bool | None = None):
+                 vmap: bool | None = None, keep_graph: bool | None = None, tf32: bool = False):
         check("model", model, InstanceOf(torch.nn.Module, what="torch.nn.Module"))
         if not list(model.parameters()):
             raise ValueError(f"model: has no parameters (got a {type(model).__name__} without any)")
         named = _select(model, param_filter)
         self.model, self.loss_fn, self.output_fn = model, loss_fn, output_fn
-        self.reduction, self.eager_attention = reduction, eager_attention
+        self.reduction, self.eager_attention, self.tf32 = reduction, eager_attention, tf32
         self.names = [n for n, _ in named]
         self.params = [p.detach() for _, p in named]
         self.frozen = {n: p.detach() for n, p in model.named_parameters() if n not in set(self.names)}
@@ -209,11 +227,16 @@ class _ModelCurvature(LinearOperator):
     # --- the model as a function of the selected parameters --------------------------------------------------------
     needs_tensor_output = False
 
-    def _context(self):
-        if not self.eager_attention:
-            return contextlib.nullcontext()
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-        return sdpa_kernel(SDPBackend.MATH)
+    def _context(self) -> contextlib.ExitStack:
+        """What every product, loss and gradient runs inside (module docstring): the math attention kernel
+        (``eager_attention``) and IEEE float32 (``tf32=False``)."""
+        stack = contextlib.ExitStack()
+        if self.eager_attention:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+            stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+        if not self.tf32:
+            stack.enter_context(_ieee_float32())
+        return stack
 
     def _output(self, params: list[torch.Tensor], x: Any) -> Any:
         """f(x; θ) with θ = ``params``; buffers are copied in training mode so that batch norm's running statistics
