@@ -583,3 +583,73 @@ def test_backtracking_skips_a_decrease_below_the_losss_rounding():
     Sum.n = 10
     with pytest.raises(AssertionError, match="no trial"):  # 1e-11 above 10·2⁻⁵²: tested
         _backtrack(Sum(), torch.zeros(1, dtype=torch.float64), 1.0, g, step, {})
+
+
+def _reuse_setup(heavy: np.ndarray | None = None):
+    """A sampler whose factors were computed at weights D₀ (n = 3000, d = 12, s = 600: B holds s/16 = 37 rows), with
+    the exact factor R₀ (R₀ᵀR₀ = A₀ = Cᵀ|D₀|C) put in place of the sketch's so that the bound's algebra is checked
+    exactly. ``heavy``: rows whose weight is 10⁴ times the rest (they carry A₀ in their span)."""
+    prob, _ = make_data_dominated(3000, 12, 0, "softplus")
+    D0 = np.exp(np.random.default_rng(2).standard_normal(3000))
+    if heavy is not None:
+        D0[heavy] *= 1e4
+    sampler = SampledHessian(prob, 600, seed=2)
+    sampler._probabilities(D0)
+    C = prob.A.dense().numpy()
+    A0 = C.T @ (D0[:, None] * C)
+    sampler._R0 = np.linalg.cholesky(A0).T
+    return prob, sampler, D0, A0, C
+
+
+def _loewner_floor(A0: np.ndarray, A: np.ndarray) -> float:
+    """λ_min(A₀^-½ A A₀^-½), the largest a with A ≽ a A₀."""
+    L = np.linalg.cholesky(A0)
+    M = np.linalg.solve(L, np.linalg.solve(L, A).T)
+    return float(np.linalg.eigvalsh(0.5 * (M + M.T))[0])
+
+
+def test_spectral_floor_is_a_lower_bound_and_beats_the_smallest_ratio():
+    """ρ − (ρ − min r)η never exceeds the exact λ_min(A₀^-½AA₀^-½): with 30 random rows cut to 2 % of their weight
+    it certifies a ≥ 0.5 where the smallest ratio gives 0.02; with 30 rows that carry A₀ (weight 10⁴) cut the same
+    way the exact value collapses and so does the bound, which it would overstate (ρ = 1) if η were dropped."""
+    rng = np.random.default_rng(7)
+    for heavy in (None, rng.choice(3000, 30, replace=False)):
+        prob, sampler, D0, A0, C = _reuse_setup(heavy)
+        cut = heavy if heavy is not None else rng.choice(3000, 30, replace=False)
+        D = D0.copy()
+        D[cut] *= 0.02
+        exact = _loewner_floor(A0, C.T @ (D[:, None] * C))
+        bound = sampler._spectral_floor(D / D0, 0.02)
+        assert bound <= exact + 1e-12
+        if heavy is None:
+            assert bound > 0.5 and exact > 0.5
+        else:
+            assert exact < 0.1 and bound < 0.1  # η ≈ 1: ignoring it would claim 1 − 0.98·0 = 1 ≫ exact
+
+
+def test_reuse_rule_keeps_factors_for_a_few_collapsed_rows_and_counts_the_check():
+    """The rule of SampledHessian, O = (Z/Z₀)/a ≤ γ = 4: 30 random rows cut to 2 % (smallest ratio 0.02, O from it
+    alone ≈ 50) keep the factors through the refined bound, whose work is counted by hand (the Gram matrix of B's
+    37 rows, 37·(12·13/2 + 12), and 7·12³/3 for two triangular solves and eigvalsh). 30 random rows grown 1000×
+    inflate Z (their reweighted scores 1000× the old ones, saturated in truth): O ≈ 9, the factors are recomputed.
+    Collapsing the rows that carry A₀ shrinks Z with a: the other rows' scores are all off by the same factor, which
+    the normalization of p absorbs (O stays small), and the factors are kept."""
+    prob, sampler, D0, _, _ = _reuse_setup()
+    rng = np.random.default_rng(7)
+    D = D0.copy()
+    D[rng.choice(3000, 30, replace=False)] *= 0.02
+    before = prob.work.copy()
+    sampler._probabilities(D)
+    assert sampler.refreshes == 1 and sampler._a > 0.5
+    assert (prob.work - before).madds == pytest.approx(37 * (78 + 12) + 7 * 12**3 / 3)
+    assert (prob.work - before).rows == 37
+    D = D0.copy()
+    D[rng.choice(3000, 30, replace=False)] *= 1000.0
+    assert sampler.oversampling(D) > 4
+    sampler._probabilities(D)
+    assert sampler.refreshes == 2
+    heavy = np.random.default_rng(8).choice(3000, 30, replace=False)
+    prob, sampler, D0, _, _ = _reuse_setup(heavy)
+    D = D0.copy()
+    D[heavy] *= 0.02
+    assert sampler.oversampling(D) < 4

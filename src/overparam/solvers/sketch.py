@@ -95,8 +95,8 @@ def _abs_weights(weights, n: int) -> np.ndarray:
     return w
 
 
-def leverage_factors(A, weights=None, k1: int | None = None, k2: int = 8, seed=0, work: Work | None = None
-                     ) -> np.ndarray:
+def leverage_factors(A, weights=None, k1: int | None = None, k2: int = 8, seed=0, work: Work | None = None,
+                     return_factor: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """ℓ_i = ‖a_iᵀ R⁻¹ Π‖², (n,), with R from the QR of a CountSketch of diag(√|weights|) A and Π a Gaussian (d, k₂)/√k₂:
     the sketched leverage scores of diag(√|weights|) A are |weights| ∘ ℓ (module docstring). Kept apart so that a
     caller can reweight with new weights D without a pass over A: |D| ∘ ℓ are the sketched scores of diag(√|D|)A
@@ -104,7 +104,8 @@ def leverage_factors(A, weights=None, k1: int | None = None, k2: int = 8, seed=0
     [1/γ, γ] row by row (then Aᵀ|D|A and Aᵀ|weights|A agree within γ in the Loewner order).
 
     ``work`` (optional) receives nnz for S·A, k₁d² − d³/3 for its QR, d³/3 + d²k₂ for R⁻¹Π, nnz·k₂ for A(R⁻¹Π) and
-    n·k₂ for the squared row norms."""
+    n·k₂ for the squared row norms. ``return_factor``: also R (d, d), upper triangular, RᵀR ≈ Aᵀ|weights|A (the
+    sketch's Gram matrix), as ``(ℓ, R)``."""
     A = _as_dense_or_sparse(A)
     n, d = A.shape
     k2 = positive_int("k2", k2)
@@ -124,7 +125,8 @@ def leverage_factors(A, weights=None, k1: int | None = None, k2: int = 8, seed=0
     work.sparse_product(nnz, k2, n)
     work.add(n * k2)  # squared row norms of A(R⁻¹Π)
     CZ = np.asarray(A @ Z)
-    return np.einsum("ij,ij->i", CZ, CZ)
+    ell = np.einsum("ij,ij->i", CZ, CZ)
+    return (ell, R) if return_factor else ell
 
 
 def samples_for(eps0: float, d: int, c: float = 1.0) -> int:
