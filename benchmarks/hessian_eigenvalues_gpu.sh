@@ -5,7 +5,10 @@
 # minutes at 10⁷, so it is left out), trace and density (curvlinops, hessian-eigenthings, PyHessian); on the CNN
 # overparam's top-10, λ_min, trace and density, curvlinops' trace and curvlinops + eigsh's top-10 and λ_min; then the
 # 10⁶ MLP's trace (overparam, curvlinops). Each part under its own time limit (scaled by LIMIT_SCALE), rows printed as
-# measured, one combined table at the end; md/json under $OUT. About 9 minutes on one H200.
+# measured, one combined table at the end; md/json under $OUT. About 9 minutes on one H200 (the parts' times in
+# benchmarks/results/hessian_eigenvalues_cuda_1e7.md, measured in three calls; its CNN rows ran with cuDNN's TF32, which
+# the benchmark now turns off for every tool: expect the CNN parts of overparam about 3.5× slower, eigsh's dominated
+# by its host-side arithmetic).
 #
 #   OUT=/tmp/out bash benchmarks/hessian_eigenvalues_gpu.sh                                 # on the GPU machine
 #   OUT=/tmp/out DEVICE=cpu PARAMS=3e3 SMALL=2e3 LIMIT_SCALE=0.3 bash benchmarks/hessian_eigenvalues_gpu.sh  # smoke test

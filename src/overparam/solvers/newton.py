@@ -29,15 +29,15 @@ methods need many passes over C, and d large enough that exact Newton's Gram mat
 every step makes. A step costs two passes over C plus s d(d + 1)/2 + d³ against exact Newton's n d(d + 1)/2 Gram
 matrix, but the passes run at memory speed and the Gram matrix at matrix-multiply speed, and the sampled method needs
 about 3× the steps (linear against quadratic convergence). Measured (benchmarks/approximate_newton.py, one thread,
-quiet machine, data-dominated family): at n = 10⁶, 0.8–1.0× exact Newton's speed at d = 100; at d = 400 1.64–1.93×
-(uniform) and 1.30–1.54× (leverage, whose two score refreshes cost about two steps) over three runs. At n = 10⁵,
-d = 400 it is a tie (s = 10–40 % of n: uniform ε₀ = ½ 1.01×, ``approx_newton_cg`` 0.94×). The break-even is near
+quiet machine, data-dominated family): at n = 10⁶, 0.76–0.97× exact Newton's speed at d = 100; at d = 400
+1.58–1.67× (leverage, ε₀ = ¼, one score computation a run) and 1.57–1.72× (uniform) over two runs. At n = 10⁵,
+d = 400 it is a tie (s = 10–40 % of n: the best sampled variant 0.89–1.07×). The break-even is near
 d = 100 on that machine. When it is not: d ≲ 100–200, small n (s ≈ d log d/ε₀² rows are then a large share of n, and
 exact Newton's quadratic convergence wins), sparse rows (exact Newton's Hessian then costs only Σ nnz_i²: sampling
 saved 1.5× the counted work at 10 nonzeros a row), a regularizer that dominates the Hessian (κ(H) ≈ 1: exact Newton
 needs 2 steps and Newton-CG 4), or a loose target accuracy. ``approx_newton_cg`` takes 6–7 outer steps where
 ``approx_newton`` takes 13–14 with the same s, and pays where the Gram matrices it saves outweigh its products
-(n = 10⁵, d = 400: 1.90 s against 2.15 s; n = 10⁶: 14.6 s against 15.6 s, both slower than ε₀ = ¼ without CG).
+(n = 10⁵, d = 400: 1.60 s against 1.83 s; n = 10⁶: 14.8 s against 14.7 s, slower than ε₀ = ¼ without CG there).
 
 Newton-type steps are damped by default (Armijo backtracking, :func:`solve`); ``damped=False`` takes them in full
 (lr = 1: the local method of the theory). The linear system is solved by Cholesky; a Hessian (sampled or exact) that
