@@ -166,7 +166,7 @@ class SampledHessian:
         """O = (Z/Z₀)/a, the factor by which the reused factors may need more rows than fresh ones at weights |D|
         (class docstring). a is the best of: the smallest row ratio; the last step's bound times the smallest
         ratio to the last step's |D| (A ≽ c A_last ≽ c a_last A₀, free); and, where those give O > γ, the refined
-        bound."""
+        bound. Keeps a and |D| for the next step's chained bound (call it once a step)."""
         floor = 1e-3 * float(absD.mean())
         ratio = np.maximum(absD, floor) / np.maximum(self._D0, floor)
         mass = float((absD * self._ell).sum()) / self._Z0
