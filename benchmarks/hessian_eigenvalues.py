@@ -566,9 +566,9 @@ def run_model(args, params: float, model: str, rows: list[dict]) -> None:
 
 
 def notes(args) -> str:
-    return (f"float32 (IEEE: TF32 off for every tool); MLP 32→w→w→10 Tanh, MSE, n = {args.n}; CNN 3×8×8 conv-conv(stride 2)-pool-linear, "
-            f"cross-entropy, n = {args.n_cnn}; products over batches of {args.batch}; threads {args.threads}; "
-            f"best of {args.repeats}; load = 1-min load average at the row. accuracy: top-10 and λ_min, the largest "
+    return (f"float32 (IEEE: TF32 off for every tool); MLP 32→w→w→10 Tanh, MSE, n = {args.n}; CNN 3×8×8 "
+            f"conv-conv(stride 2)-pool-linear, cross-entropy, n = {args.n_cnn}; products over batches of {args.batch}; "
+            f"threads {args.threads}; best of {args.repeats}; load = 1-min load average at the row. accuracy: top-10 and λ_min, the largest "
             f"relative distance to the reference (module docstring); trace, the stated standard error over |trace|. "
             f"Top-10/λ_min: relative residual 1e-6 (eigsh and overparam), hessian-eigenthings Lanczos with "
             f"overparam's number of steps, PyHessian maxIter {args.pyhessian_iters} tol 1e-4. Trace: "

@@ -40,8 +40,9 @@ kernels have no double backward, can be differentiated twice, and with TF32 off 
 convolutions and CUDA matmuls in IEEE float32, the flags restored after each product), since torch runs cuDNN
 convolutions in TF32 by default: on the 10⁷-parameter CNN of benchmarks/hessian_eigenvalues.py (one H200) TF32 moved
 λ_min by 3.8e-4 relative (−0.696252 against −0.696515) and two libraries' products of one vector apart by 4.8e-5
-(2.3e-7 in IEEE float32); ``tf32=True`` keeps TF32 (3.5× faster there). :meth:`HessianOperator.check_deterministic` tells a
-product that changes from call to call (dropout left on) from one that does not.
+(2.3e-7 in IEEE float32); ``tf32=True`` keeps TF32 (3.5× faster there).
+:meth:`HessianOperator.check_deterministic` tells a product that changes from call to call (dropout left on) from one
+that does not.
 """
 
 from __future__ import annotations
