@@ -88,20 +88,21 @@ def rademacher(n: int, k: int, gen: torch.Generator, device: Any,
 
 
 class Counted:
-    """``H`` with a product count: ``matvec`` takes and returns float64 (n,) tensors, runs the product in H.dtype."""
+    """``H`` with a product count: ``matvec`` takes (n,) tensors and returns them in ``dtype`` (float64 unless asked),
+    running the product in H.dtype."""
 
     def __init__(self, H: Any):
         self.H, self.n, self.products = H, size(H), 0
 
-    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+    def matvec(self, v: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         self.products += 1
-        return self.H.matvec(v.to(self.H.dtype)).to(torch.float64)
+        return self.H.matvec(v.to(self.H.dtype)).to(dtype)
 
     def matmat(self, V: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """H V for V (n, k), returned in ``dtype``: the operator's batched ``matmat`` where it has one (k products),
         else column by column. With V and ``dtype`` both H.dtype nothing is converted (no copies)."""
         if not callable(getattr(self.H, "matmat", None)):
-            return torch.stack([self.matvec(V[:, i]) for i in range(V.shape[1])], 1).to(dtype)
+            return torch.stack([self.matvec(V[:, i], dtype) for i in range(V.shape[1])], 1)
         self.products += V.shape[1]
         return self.H.matmat(V.to(self.H.dtype)).to(dtype)
 

@@ -122,8 +122,9 @@ class SampledHessian:
       of s rows drawn with p is (1 ± ε₀)-accurate once s ∝ R log d / ε₀², R = max_i τ_i/p_i, and R = d for exact
       scores): if A ≽ a A₀ then τ_i ≤ τ̃_i / a, so R ≤ Σ_i τ̃_i / ((1 − mix) a), and against freshly computed
       factors (Σ τ̃ = Z₀ at D₀) the sample may need at most O = (Z / Z₀) / a times the rows, Z = Σ_i |D_i| ℓ_i.
-      The factors are reused while O ≤ ``refresh`` (γ) and recomputed otherwise. a is bounded below in two ways:
-      the smallest row ratio r_i = |D_i|/|D₀_i| (free), and, where that alone gives O > γ, the bound
+      The factors are reused while O ≤ ``refresh`` (γ) and recomputed otherwise. a is bounded below in three ways:
+      the smallest row ratio r_i = |D_i|/|D₀_i| (free), the last step's bound times the smallest ratio of |D| to
+      the last step's (free: A ≽ c A_last ≽ c a_last A₀), and, where those give O > γ, the bound
       a ≥ ρ − (ρ − min r) η with B the s/16 rows of smallest ratio, ρ the smallest ratio outside B and
       η = λ_max(A₀^-½ C_Bᵀ|D₀|_B C_B A₀^-½) (B's share of A₀, computed with the sketch's RᵀR in place of A₀, the
       approximation the scores already carry: s d²/32 + 7d³/3 multiply-adds, counted), since
@@ -168,12 +169,14 @@ class SampledHessian:
         ratio to the last step's |D| (A ≽ c A_last ≽ c a_last A₀, free); and, where those give O > γ, the refined
         bound. Keeps a and |D| for the next step's chained bound (call it once a step)."""
         floor = 1e-3 * float(absD.mean())
-        ratio = np.maximum(absD, floor) / np.maximum(self._D0, floor)
+        floored = np.maximum(absD, floor)
+        ratio = floored / np.maximum(self._D0, floor)
+        smallest = float(ratio.min())
         mass = float((absD * self._ell).sum()) / self._Z0
-        step = float((np.maximum(absD, floor) / np.maximum(self._Dlast, floor)).min())
-        a = max(float(ratio.min()), self._a * step)
+        step = float((floored / np.maximum(self._Dlast, floor)).min())
+        a = max(smallest, self._a * step)
         if mass / a > self.refresh:
-            a = max(a, self._spectral_floor(ratio, float(ratio.min())))
+            a = max(a, self._spectral_floor(ratio, smallest))
         self._a, self._Dlast = a, absD
         return mass / a
 
