@@ -3,10 +3,11 @@
 Every method sees the same dense C (one float64 array, shared by NumPy and torch without a copy) and the same
 objective, scaled by 1/‖∇L(0)‖ for the external solvers so that their absolute tolerances mean what ours do (the loss
 itself is O(1/n)). Methods: exact Newton, Newton-CG with the adaptive CG tolerance (Eisenstat–Walker), approximate
-Newton with leverage-score sampling (scores reused) at two sample sizes, the same sampled Hessian as the preconditioner
-of CG on the exact Hessian-vector product (approx_newton_cg), uniform sampling at two sample sizes and a CountSketch
-Newton sketch (all ours, damped steps); scipy L-BFGS-B (closed-form gradient), trust-ncg and trust-krylov (our
-O(nnz) Hessian-vector product); torchmin (pytorch-minimize) L-BFGS and Newton-CG on autodiff of the plain torch loss.
+Newton with leverage-score sampling (scores reused) at three sample sizes (ε₀ = ⅛, ¼, ½), the same sampled Hessian
+as the preconditioner of CG on the exact Hessian-vector product (approx_newton_cg), uniform sampling at the same
+three and a CountSketch Newton sketch (all ours, damped steps); scipy L-BFGS-B (closed-form gradient), trust-ncg and
+trust-krylov (our O(nnz) Hessian-vector product); torchmin (pytorch-minimize) L-BFGS and Newton-CG on autodiff of the
+plain torch loss.
 
 Threads pinned to one (BLAS, OpenMP, torch), best of ``--repeats`` wall times (a method whose first run exceeds
 ``--slow`` seconds runs once: the ``runs`` column says so), the 1-minute load average before each method, the
@@ -114,9 +115,11 @@ def methods(budget: float) -> dict:
     return {
         "exact Newton": ours("newton"),
         "Newton-CG, adaptive tol (ours)": ours("newton_cg", cg_tol="adaptive"),
+        "approx. Newton, leverage, eps0 = 0.125": ours("approx_newton", eps0=0.125),
         "approx. Newton, leverage, eps0 = 0.25": ours("approx_newton", eps0=0.25),
         "approx. Newton, leverage, eps0 = 0.5": ours("approx_newton", eps0=0.5),
         "approx. Newton-PCG, leverage, eps0 = 0.5": ours("approx_newton_cg", eps0=0.5),
+        "approx. Newton, uniform, eps0 = 0.125": ours("approx_newton", eps0=0.125, scheme="uniform"),
         "approx. Newton, uniform, eps0 = 0.25": ours("approx_newton", eps0=0.25, scheme="uniform"),
         "approx. Newton, uniform, eps0 = 0.5": ours("approx_newton", eps0=0.5, scheme="uniform"),
         "approx. Newton, CountSketch, eps0 = 0.25": ours("approx_newton", eps0=0.25, scheme="countsketch"),

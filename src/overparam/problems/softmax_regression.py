@@ -241,7 +241,8 @@ class SoftmaxRegression:
         p = u * (s - u @ s)
         e = d1 * d1 + d2 * r
         q = e * u * u
-        loss = 0.5 * float(r @ r) + 0.5 * float((self.w * z) @ (self.w * z))
+        wz = self.w * z
+        loss = 0.5 * float(r @ r) + 0.5 * float(wz @ wz)
         return State(z, u, r, p, q, q + p, float(e @ (u * u)), loss)
 
     def loss(self, x: torch.Tensor) -> float:

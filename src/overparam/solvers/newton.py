@@ -29,8 +29,9 @@ methods need many passes over C, and d large enough that exact Newton's Gram mat
 every step makes. A step costs two passes over C plus s d(d + 1)/2 + d³ against exact Newton's n d(d + 1)/2 Gram
 matrix, but the passes run at memory speed and the Gram matrix at matrix-multiply speed, and the sampled method needs
 about 3× the steps (linear against quadratic convergence). Measured (benchmarks/approximate_newton.py, one thread,
-quiet machine, data-dominated family): at n = 10⁶, 0.76–0.97× exact Newton's speed at d = 100; at d = 400
-1.58–1.67× (leverage, ε₀ = ¼, one score computation a run) and 1.57–1.72× (uniform) over two runs. At n = 10⁵,
+quiet machine, data-dominated family): at n = 10⁶, 0.75–1.07× exact Newton's speed at d = 100 (1.07×: uniform
+sampling, ε₀ = ⅛, 8 steps against 4); at d = 400 1.58–1.67× (leverage, ε₀ = ¼, one score computation a run) and
+1.57–1.72× (uniform) over two runs. At n = 10⁵,
 d = 400 it is a tie (s = 10–40 % of n: the best sampled variant 0.89–1.07×). The break-even is near
 d = 100 on that machine. When it is not: d ≲ 100–200, small n (s ≈ d log d/ε₀² rows are then a large share of n, and
 exact Newton's quadratic convergence wins), sparse rows (exact Newton's Hessian then costs only Σ nnz_i²: sampling
