@@ -122,6 +122,31 @@ def test_value_test_stops_when_the_eigenvalue_is_accurate():
     assert abs(by_value.smallest[0] / ev[0] - 1) <= 1e-8 and abs(by_value.largest[0] / ev[-1] - 1) <= 1e-8
 
 
+def test_value_gap_is_taken_from_the_adjacent_ritz_values():
+    """g_i = min over j = i ± 1 of |θ_i − θ_j| − r_j (by hand): an unconverged value further out does not shrink it;
+    an adjacent one whose residual covers the distance leaves the residual itself."""
+    import sys
+    L = sys.modules["overparam.diagnostics.lanczos"]
+    theta, res = np.array([0.0, 1.0, 1.5]), np.array([1e-3, 1e-2, 1.4])
+    # θ₁: g = 1 − 0.01 (θ₃'s interval reaches 0.1 from θ₁ but it is not adjacent); θ₂: θ₃ gives 0.5 − 1.4 < 0
+    np.testing.assert_allclose(L._value_errors(theta, res, np.array([0, 1, 2])),
+                               [1e-6 / 0.99, 1e-2, min(1.4, 1.4 ** 2 / (0.5 - 1e-2))], rtol=1e-14)
+    np.testing.assert_allclose(L._value_errors(np.array([0.0, 0.005]), np.array([1e-3, 1e-2]), np.array([0])), [1e-3])
+    np.testing.assert_allclose(L._value_errors(np.array([2.0]), np.array([1e-3]), np.array([0])), [1e-3])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_value_test_is_within_tol_on_a_near_double_bottom(seed):
+    """A bottom like the benchmark MLP's (λ₂, λ₃ within 1e-3 relative of λ₁, a bulk above): the value test stops
+    no later than the residual test and with λ_min within tol of eigvalsh, over four bases and start vectors."""
+    ev = np.concatenate([[-1.0, -0.99924, -0.99917], np.linspace(-0.998, -0.9, 40), np.linspace(-0.5, 3, 457)])
+    H = planted(ev, seed=10 + seed)
+    by_value = lanczos(H, k_top=0, k_bottom=1, tol=1e-6, seed=seed, test="value")
+    by_residual = lanczos(H, k_top=0, k_bottom=1, tol=1e-6, seed=seed)
+    assert by_value.converged and by_value.products <= by_residual.products
+    assert abs(by_value.smallest[0] - ev[0]) <= 1e-6 * abs(ev[0])
+
+
 @pytest.mark.parametrize("name", list(SPECTRA))
 def test_value_test_never_stops_on_a_lone_ritz_value(name):
     """Early steps have few Ritz values and no gap to speak of: the value test must not stop there."""
@@ -130,14 +155,16 @@ def test_value_test_never_stops_on_a_lone_ritz_value(name):
     assert res.products > 5 and abs(res.smallest[0] - ev[0]) <= 1e-6 * np.abs(ev).max()
 
 
-def test_default_basis_holds_160_vectors_within_a_quarter_of_free_memory(monkeypatch):
-    """The default keeps 160 vectors before its first restart, fewer when (vectors + 1)·n float64 would exceed a
-    quarter of the free memory, and never fewer than k + 10."""
+def test_default_basis_grows_as_the_cube_root_within_a_quarter_of_free_memory(monkeypatch):
+    """The default keeps max(160, 4k + 20, min(4·n^⅓, 600)) vectors before its first restart, fewer when
+    (vectors + 1)·n float64 would exceed a quarter of the free memory, and never fewer than k + 10."""
     import sys
     L = sys.modules["overparam.diagnostics.lanczos"]
     cpu = torch.device("cpu")
     monkeypatch.setattr(L, "_free_bytes", lambda device: None)  # unknown: the default as such
-    assert L._default_basis(10 ** 6, 2, cpu) == 160 and L._default_basis(10 ** 6, 50, cpu) == 220
+    assert L._default_basis(10 ** 4, 2, cpu) == 160 and L._default_basis(10 ** 4, 50, cpu) == 220
+    assert L._default_basis(10 ** 6, 2, cpu) == 400 and L._default_basis(10 ** 9, 2, cpu) == 600
+    assert L._default_basis(10 ** 6, 120, cpu) == 500
     monkeypatch.setattr(L, "_free_bytes", lambda device: 4 * 8 * 10 ** 6 * 100)  # room for 100 vectors of 10⁶
     assert L._default_basis(10 ** 6, 2, cpu) == 99 and L._default_basis(10 ** 8, 2, cpu) == 12
     monkeypatch.setattr(L, "_free_bytes", lambda device: None)

@@ -28,10 +28,10 @@ residuals at √ε‖H‖ rather than the recurrence's bound.
 Stopping: the requested Ritz values at each end are converged when e ≤ tol · max(|θ|, 1e-8‖T‖) (a relative test,
 with a floor so that an eigenvalue at 0 can converge), or when ``max_products`` products are spent. ``test="residual"``
 (default): e = r = ‖H y − θ y‖, ARPACK's test; some eigenvalue lies within r of θ. ``test="value"``: e = min(r, r²/g)
-with g the distance from θ to the nearest other Ritz value less that value's residual, the estimate of |θ − λ| that
-the Kato–Temple bound gives when g is the gap to the rest of the spectrum; g from Ritz values can overstate that gap
-while an eigenvalue near θ has not yet been found, so this test is an estimate, not a bound: it stops when the
-eigenvalue (not yet the vector) is accurate.
+with g the distance from θ to the nearest other Ritz value on either side less that value's residual
+(:func:`_value_errors`), the estimate of |θ − λ| that the Kato–Temple bound gives when g is the gap to the rest of the
+spectrum; g from Ritz values can overstate that gap while an eigenvalue near θ has not yet been found, so this test
+is an estimate, not a bound: it stops when the eigenvalue (not yet the vector) is accurate.
 
 :func:`lanczos_quadrature` runs the same recurrence without restarts for stochastic Lanczos quadrature (the nodes and
 weights of the Gauss rule of the probe's spectral measure).
@@ -285,9 +285,10 @@ def lanczos(H: Any, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_pr
 
     ``tol``: relative error at which a requested Ritz value counts as converged, of the residual (``test``
     'residual') or of the value's estimate min(r, r²/gap) ('value'; module docstring). ``max_products`` (default
-    20·n, at most 10 000): products of H allowed. ``max_basis`` (default min(n, max(160, 4(k_top + k_bottom) + 20)),
-    fewer if that would take more than a quarter of the device's free memory): vectors kept before a thick restart;
-    memory is (max_basis + 1)·n float64 (1.3 GB at n = 10⁶). ``v0``: start vector (a warm start,
+    20·n, at most 10 000): products of H allowed. ``max_basis`` (default min(n, max(160, 4(k_top + k_bottom) + 20,
+    min(4·n^⅓, 600))), fewer where that would take more than a quarter of the device's free memory:
+    :func:`_default_basis`): vectors kept before a thick restart; memory is (max_basis + 1)·n float64 (3.2 GB at
+    n = 10⁶). ``v0``: start vector (a warm start,
     e.g. the previous eigenvector), else Gaussian from ``seed``. ``callback(products, theta, residuals)`` after each
     convergence check (progress on long runs).
     """
@@ -327,16 +328,22 @@ def lanczos(H: Any, k_top: int = 1, k_bottom: int = 1, tol: float = 1e-6, max_pr
                          op.products, done, restarts, float(np.abs(theta).max()))
 
 
-#: vectors of the default basis before a restart. A restart throws away Krylov directions that later products must
-#: rebuild (λ_min of the 10⁶-parameter MLP of benchmarks/hessian_eigenvalues.py came within 1e-6 after 315 products
-#: with restarts at 100 vectors); 160 keeps the first 160 products unrestarted for 1.3 GB of basis at 10⁶ parameters
+#: vectors of the default basis before a restart, at least. A restart throws away Krylov directions that later
+#: products must rebuild: λ_min of the 10⁶-parameter MLP of benchmarks/hessian_eigenvalues.py took 568 products with
+#: restarts at 160 vectors, where one unrestarted run's value test stops after 364 (0.39 s a product against 0.48 s)
 DEFAULT_BASIS = 160
+#: the default grows with the operator as 4·n^⅓ (400 vectors, 3.2 GB, at n = 10⁶), up to MAX_DEFAULT_BASIS: after a
+#: restart each convergence check is a dense eigh of T, about 9j³ flops, which at j = 4·n^⅓ is 576·n, less than one
+#: Hessian-vector product of a model over a batch of more than about 100 samples; small operators keep 160, where
+#: the eigh would outweigh their products
+MAX_DEFAULT_BASIS = 600
 
 
 def _default_basis(n: int, k: int, device: torch.device) -> int:
-    """max(DEFAULT_BASIS, 4k + 20) vectors, fewer where (vectors + 1)·n float64 would take more than a quarter of the
-    device's free memory (at least k + 10: a thick restart needs room beyond the kept Ritz vectors)."""
-    want = max(DEFAULT_BASIS, 4 * k + 20)
+    """max(DEFAULT_BASIS, 4k + 20, min(4·n^⅓, MAX_DEFAULT_BASIS)) vectors, fewer where (vectors + 1)·n float64 would
+    take more than a quarter of the device's free memory (at least k + 10: a thick restart needs room beyond the
+    kept Ritz vectors)."""
+    want = max(DEFAULT_BASIS, 4 * k + 20, min(round(4 * n ** (1 / 3)), MAX_DEFAULT_BASIS))
     free = _free_bytes(device)
     fits = int(0.25 * free / (8 * n)) - 1 if free else want
     return max(min(want, fits), k + 10)
@@ -354,13 +361,19 @@ def _free_bytes(device: torch.device) -> int | None:
 
 
 def _value_errors(theta: np.ndarray, res: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """min(r_i, r_i²/g_i) with g_i = min_j≠i (|θ_i − θ_j| − r_j), the distance to the nearest other Ritz value less
-    that value's own residual (an unconverged neighbour shrinks the gap, so the estimate stays cautious); r_i itself
-    where g_i ≤ 0 or θ_i has no neighbour yet."""
+    """min(r_i, r_i²/g_i) with g_i = min over the adjacent Ritz values j = i ± 1 (θ increasing) of |θ_i − θ_j| − r_j:
+    the distance to the nearest other Ritz value on each side less that value's own residual (an unconverged
+    neighbour shrinks the gap, so the estimate stays cautious); r_i itself where g_i ≤ 0 or θ_i has no neighbour yet.
+
+    Only the adjacent values enter: g stands in for the distance to the next eigenvalue, and a Ritz value further
+    out says where some eigenvalue lies, not that one lies nearer than the adjacent one. Taking the minimum over all
+    of them (as before) let unconverged values deeper in the spectrum hold the test back: on the 10⁶-parameter MLP
+    of benchmarks/hessian_eigenvalues.py (no restart), the third-smallest (r₃ = 2.4e-4 at 3e-4 from θ₁) kept g small
+    until 504 products, where the adjacent gap stops at 364 with θ₁ 1.3e-8 from λ_min (the target was 1e-6)."""
     out = np.empty(len(idx))
     for k, i in enumerate(idx):
-        others = np.delete(np.arange(len(theta)), i)
-        g = float(np.min(np.abs(theta[others] - theta[i]) - res[others])) if len(others) else 0.0
+        near = [j for j in (i - 1, i + 1) if 0 <= j < len(theta)]
+        g = min(float(abs(theta[j] - theta[i]) - res[j]) for j in near) if near else 0.0
         out[k] = min(res[i], res[i] ** 2 / g) if g > 0 else res[i]
     return out
 
