@@ -24,7 +24,8 @@ cd "$(dirname "$0")"
 export PYTHONPATH="$(cd .. && pwd)/src${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1 || true
-common="--device $DEVICE --n 2048 --n-cnn 512 --batch 2048 --lanczos-tests value --max-lanczos 800 --trace-products 99
+common="--device $DEVICE --n 2048 --n-cnn 512 --batch 2048 --lanczos-tests value --top10-tests value residual
+        --max-lanczos 800 --trace-products 99
         --certify-products 300 --repeats 3 --slow 10 --large 5e6 --out $OUT"
 T0=$(date +%s)
 parts=()
