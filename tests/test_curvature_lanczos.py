@@ -1,4 +1,4 @@
-"""Thick-restart Lanczos (overparam.diagnostics.lanczos): both ends of planted spectra against eigvalsh, residual
+"""Thick-restart Lanczos (overparam.diagnostics.krylov): both ends of planted spectra against eigvalsh, residual
 bounds against products, the product budget, warm starts, float32 products, and the operators built on it."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from overparam.diagnostics import HessianOperator, extreme_eigenvalues, lanczos
-from overparam.diagnostics.lanczos import lanczos_quadrature, residual_norms
+from overparam.diagnostics.krylov import lanczos_quadrature, residual_norms
 
 
 class Dense:
@@ -126,7 +126,7 @@ def test_value_gap_is_taken_from_the_adjacent_ritz_values():
     """g_i = min over j = i ± 1 of |θ_i − θ_j| − r_j (by hand): an unconverged value further out does not shrink it;
     an adjacent one whose residual covers the distance leaves the residual itself."""
     import sys
-    L = sys.modules["overparam.diagnostics.lanczos"]
+    L = sys.modules["overparam.diagnostics.krylov"]
     theta, res = np.array([0.0, 1.0, 1.5]), np.array([1e-3, 1e-2, 1.4])
     # θ₁: g = 1 − 0.01 (θ₃'s interval reaches 0.1 from θ₁ but it is not adjacent); θ₂: θ₃ gives 0.5 − 1.4 < 0
     np.testing.assert_allclose(L._value_errors(theta, res, np.array([0, 1, 2])),
@@ -159,7 +159,7 @@ def test_default_basis_grows_as_the_cube_root_within_a_quarter_of_free_memory(mo
     """The default keeps max(160, 4k + 20, min(4·n^⅓, 600)) vectors before its first restart, fewer when
     (vectors + 1)·n float64 would exceed a quarter of the free memory, and never fewer than k + 10."""
     import sys
-    L = sys.modules["overparam.diagnostics.lanczos"]
+    L = sys.modules["overparam.diagnostics.krylov"]
     cpu = torch.device("cpu")
     monkeypatch.setattr(L, "_free_bytes", lambda device: None)  # unknown: the default as such
     assert L._default_basis(10 ** 4, 2, cpu) == 160 and L._default_basis(10 ** 4, 50, cpu) == 220
@@ -183,7 +183,7 @@ def test_partial_reorthogonalization_keeps_the_basis_semi_orthogonal_and_skips_m
     orthogonal to about √ε (the estimates ω trigger a pass before it is lost), the Ritz values at both ends match the
     fully reorthogonalized run's and eigvalsh to 1e-10 relative, and most steps skip the full pass (its cost grows
     with the basis)."""
-    from overparam.diagnostics.lanczos import Counted, _Krylov
+    from overparam.diagnostics.krylov import Counted, _Krylov
     ev = np.sort(SPECTRA[name])
     H = planted(ev)
     v0 = torch.randn(len(ev), generator=torch.Generator().manual_seed(2), dtype=torch.float64)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from overparam.diagnostics import hutchinson, hutchpp
-from overparam.diagnostics.lanczos import Counted
+from overparam.diagnostics.krylov import Counted
 from test_curvature_lanczos import planted
 
 # a decaying spectrum (Hutch++'s case: the top carries most of ‖H‖_F) with a negative part

@@ -2,11 +2,12 @@
 
 ``certify(model, loss_fn, inputs, targets)`` and ``find_redundancy(model, activation)`` are the two entry points of the
 strongly-convex-neighbourhood health check; ``checkup(model, loss_fn, inputs, targets)`` puts every diagnostic
-together (per-layer table, findings, JSON); see also :mod:`.spectrum`, :mod:`.norms`, :mod:`.curvature_path`.
+together (per-layer table, findings, JSON); see also :mod:`.spectrum`, :mod:`.norms`, :mod:`.curvature_path` and
+:mod:`.krylov` (the Lanczos recurrence behind ``lanczos``, ``extreme_eigenvalues`` and ``spectral_density``).
 """
 
 from .hessian import Certificate, HessianOperator, certify, extreme_eigenvalues, spectral_density
-from .lanczos import LanczosResult, lanczos
+from .krylov import LanczosResult, lanczos
 from .trace import TraceEstimate, hutchinson, hutchpp
 from .norms import factor_balance, linear_chain_balance, norm_growth
 from .spectrum import TailFit, powerlaw_exponent, tail_exponent

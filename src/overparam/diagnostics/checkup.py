@@ -37,7 +37,7 @@ import torch
 from ..validation import NON_NEGATIVE, POSITIVE, InstanceOf, IsCallable, Options, Seed, model_data, validate_params
 from .data import feature_inputs, sample_ratios, spectrum_section
 from .hessian import HessianOperator, certify, spectral_density
-from .lanczos import lanczos_quadrature, rademacher
+from .krylov import lanczos_quadrature, rademacher
 from .norms import norm_growth
 from .redundancy import block_redundancy, sequential_blocks, zero_eigenvalue_count, zero_eigenvalue_threshold
 from .findings import SOURCES, Finding, findings

@@ -28,7 +28,7 @@ from ..validation import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT
                           Options, Seed, validate_params)
 from ..linalg.curvature import _PARAMS as _OPERATOR_PARAMS
 from ..linalg.curvature import HessianOperator
-from .lanczos import OPERATOR, lanczos, lanczos_quadrature, rademacher, size
+from .krylov import OPERATOR, lanczos, lanczos_quadrature, rademacher, size
 
 #: what every entry point on a model takes besides the model and data: as the Hessian operator takes them
 _MODEL_PARAMS = {k: _OPERATOR_PARAMS[k] for k in ("loss_fn", "param_filter", "batch_size")}
@@ -69,7 +69,7 @@ def spectral_density(H: HessianOperator, n_probe: int = 10, n_steps: int = 60, s
                      grid: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Stochastic Lanczos quadrature (Ubaru, Chen, Saad 2017): (grid, density) of the eigenvalues,
     φ(x) = Σ_probes Σ_i (w_i / (n·n_probe)) N(x; θ_i, σ²) with (θ_i, w_i) the Gauss rule of Rademacher probe z
-    (:func:`overparam.diagnostics.lanczos.lanczos_quadrature`, ``n_steps`` products each), broadened by ``sigma``
+    (:func:`overparam.diagnostics.krylov.lanczos_quadrature`, ``n_steps`` products each), broadened by ``sigma``
     (default: 1 % of the spectral range)."""
     n = size(H)
     g = torch.Generator(device="cpu").manual_seed(seed)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..validation import Interval, Integral, POSITIVE_INT, Seed, validate_params
-from .lanczos import OPERATOR, Counted, rademacher, size
+from .krylov import OPERATOR, Counted, rademacher, size
 
 
 @dataclass
