@@ -164,16 +164,17 @@ class SampledHessian:
         self._D0 = self._ell = self._R0 = self._p = self._cdf = None
         self._Z0, self._a, self._Dlast = 1.0, 1.0, None
 
-    def oversampling(self, absD: np.ndarray) -> float:
+    def oversampling(self, absD: np.ndarray, scores: np.ndarray | None = None) -> float:
         """O = (Z/Z₀)/a, the factor by which the reused factors may need more rows than fresh ones at weights |D|
         (class docstring). a is the best of: the smallest row ratio; the last step's bound times the smallest
         ratio to the last step's |D| (A ≽ c A_last ≽ c a_last A₀, free); and, where those give O > γ, the refined
-        bound. Keeps a and |D| for the next step's chained bound (call it once a step)."""
+        bound. ``scores``: |D| ∘ ℓ where the caller has them (else computed). Keeps a and |D| for the next step's
+        chained bound (call it once a step)."""
         floor = 1e-3 * float(absD.mean())
         floored = np.maximum(absD, floor)
         ratio = floored / np.maximum(self._D0, floor)
         smallest = float(ratio.min())
-        mass = float((absD * self._ell).sum()) / self._Z0
+        mass = float((absD * self._ell if scores is None else scores).sum()) / self._Z0
         step = float((floored / np.maximum(self._Dlast, floor)).min())
         a = max(smallest, self._a * step)
         if mass / a > self.refresh:
@@ -203,13 +204,15 @@ class SampledHessian:
                 self._cdf = np.cumsum(self._p)
             return self._p
         absD = np.abs(D)
-        if self._D0 is None or self.oversampling(absD) > self.refresh:
+        scores = None if self._D0 is None else absD * self._ell  # |D| ∘ ℓ: the reuse rule's Z and this step's p
+        if scores is None or self.oversampling(absD, scores) > self.refresh:
             self._ell, self._R0 = leverage_factors(pb.A.native, absD, k1=self.k1, k2=self.k2, seed=self.rng,
                                                    work=pb.work, return_factor=True)
             self._D0 = self._Dlast = absD
-            self._Z0, self._a = float((absD * self._ell).sum()), 1.0
+            scores = absD * self._ell
+            self._Z0, self._a = float(scores.sum()), 1.0
             self.refreshes += 1
-        self._p = sampling_probabilities(absD * self._ell, self.uniform_mix)
+        self._p = sampling_probabilities(scores, self.uniform_mix)
         self._cdf = np.cumsum(self._p)
         return self._p
 
