@@ -6,12 +6,15 @@
 # overparam's top-10, λ_min, trace and density, curvlinops' trace and curvlinops + eigsh's top-10 and λ_min; then the
 # 10⁶ MLP's trace (overparam, curvlinops). Each part under its own time limit (scaled by LIMIT_SCALE), rows printed as
 # measured, one combined table at the end; md/json under $OUT. About 9 minutes on one H200 (the parts' times in
-# benchmarks/results/hessian_eigenvalues_cuda_1e7.md, measured in three calls; its CNN rows ran with cuDNN's TF32, which
-# the benchmark now turns off for every tool: expect the CNN parts of overparam about 3.5× slower, eigsh's dominated
-# by its host-side arithmetic).
+# benchmarks/results/hessian_eigenvalues_cuda_1e7.md; overparam's parts and mlp_eig_baselines took 4 minutes on
+# 2026-11-27, the CNN in IEEE float32, about 3.5× slower than the TF32 rows of the committed eigsh parts).
 #
 #   OUT=/tmp/out bash benchmarks/hessian_eigenvalues_gpu.sh                                 # on the GPU machine
 #   OUT=/tmp/out DEVICE=cpu PARAMS=3e3 SMALL=2e3 LIMIT_SCALE=0.3 bash benchmarks/hessian_eigenvalues_gpu.sh  # smoke test
+#   OUT=/tmp/out PARTS="mlp_overparam cnn_overparam" bash benchmarks/hessian_eigenvalues_gpu.sh  # some parts only
+#
+# With PARTS, the combined table holds only those parts; combine them with the others' committed results here
+# (python benchmarks/hessian_eigenvalues.py --combine NAME… --out FOLDER, every NAME.json in FOLDER).
 set -u
 OUT=${OUT:?set OUT to the results folder}
 DEVICE=${DEVICE:-cuda}
@@ -31,6 +34,7 @@ T0=$(date +%s)
 parts=()
 part() {  # part NAME LIMIT_S ARGS...: one run of the benchmark under a time limit
   local name=$1 limit
+  if [ -n "${PARTS:-}" ] && [[ " $PARTS " != *" $name "* ]]; then return; fi
   limit=$(awk -v l="$2" -v s="$SCALE" 'BEGIN { printf "%d", l * s + 1 }')
   shift 2
   echo "== $name (limit $limit s) at $(( $(date +%s) - T0 )) s"
@@ -48,7 +52,7 @@ part mlp_eig_baselines 200 --params "$P" --models mlp --tools overparam eigenthi
     --tasks top10 lambda_min
 part mlp_baselines 170 --params "$P" --models mlp --tools curvlinops eigenthings pyhessian --tools-large $all \
     --tasks trace density
-part cnn_overparam 100 --params "$P" --models cnn --tools overparam --tools-large $all \
+part cnn_overparam 150 --params "$P" --models cnn --tools overparam --tools-large $all \
     --tasks top10 lambda_min trace density
 part cnn_curvlinops 45 --params "$P" --models cnn --tools curvlinops --tools-large $all --tasks trace
 part cnn_eigsh 100 --params "$P" --models cnn --tools curvlinops --tools-large $all --tasks top10
