@@ -353,10 +353,14 @@ def _default_basis(n: int, k: int, device: torch.device) -> int:
 
 
 def _free_bytes(device: torch.device) -> int | None:
-    """Free memory of the device in bytes (CUDA: mem_get_info; CPU: MemAvailable of /proc/meminfo); None if unknown."""
+    """Free memory of the device in bytes (CUDA: mem_get_info plus what torch's caching allocator holds unused, so
+    that a second run finds the room the first one freed and picks the same basis; CPU: MemAvailable of
+    /proc/meminfo); None if unknown."""
     try:
         if torch.device(device).type == "cuda":
-            return int(torch.cuda.mem_get_info(torch.device(device))[0])
+            dev = torch.device(device)
+            cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+            return int(torch.cuda.mem_get_info(dev)[0]) + int(cached)
         with open("/proc/meminfo") as f:
             return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
     except (OSError, RuntimeError, StopIteration, ValueError):
