@@ -4,7 +4,8 @@ Every method sees the same dense C (one float64 array, shared by NumPy and torch
 objective, scaled by 1/‖∇L(0)‖ for the external solvers so that their absolute tolerances mean what ours do (the loss
 itself is O(1/n)). Methods: exact Newton, Newton-CG with the adaptive CG tolerance (Eisenstat–Walker), approximate
 Newton with leverage-score sampling (scores reused) at three sample sizes (ε₀ = ⅛, ¼, ½), the same sampled Hessian
-as the preconditioner of CG on the exact Hessian-vector product (approx_newton_cg), uniform sampling at the same
+as the preconditioner of CG on the exact Hessian-vector product (approx_newton_cg; also with one preconditioner
+built at x = 0 for the whole run, ``lag=0``, uniform at the three ε₀ and leverage at ¼), uniform sampling at the same
 three and a CountSketch Newton sketch (all ours, damped steps); scipy L-BFGS-B (closed-form gradient), trust-ncg and
 trust-krylov (our O(nnz) Hessian-vector product); torchmin (pytorch-minimize) L-BFGS and Newton-CG on autodiff of the
 plain torch loss.
@@ -119,6 +120,13 @@ def methods(budget: float) -> dict:
         "approx. Newton, leverage, eps0 = 0.25": ours("approx_newton", eps0=0.25),
         "approx. Newton, leverage, eps0 = 0.5": ours("approx_newton", eps0=0.5),
         "approx. Newton-PCG, leverage, eps0 = 0.5": ours("approx_newton_cg", eps0=0.5),
+        "approx. Newton-PCG, uniform, eps0 = 0.125, built once": ours("approx_newton_cg", eps0=0.125,
+                                                                     scheme="uniform", lag=0),
+        "approx. Newton-PCG, uniform, eps0 = 0.25, built once": ours("approx_newton_cg", eps0=0.25, scheme="uniform",
+                                                                    lag=0),
+        "approx. Newton-PCG, uniform, eps0 = 0.5, built once": ours("approx_newton_cg", eps0=0.5, scheme="uniform",
+                                                                   lag=0),
+        "approx. Newton-PCG, leverage, eps0 = 0.25, built once": ours("approx_newton_cg", eps0=0.25, lag=0),
         "approx. Newton, uniform, eps0 = 0.125": ours("approx_newton", eps0=0.125, scheme="uniform"),
         "approx. Newton, uniform, eps0 = 0.25": ours("approx_newton", eps0=0.25, scheme="uniform"),
         "approx. Newton, uniform, eps0 = 0.5": ours("approx_newton", eps0=0.5, scheme="uniform"),
