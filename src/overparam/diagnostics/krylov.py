@@ -336,9 +336,9 @@ DEFAULT_BASIS = 160
 #: restart each convergence check is a dense eigh of T, about 9j³ flops, which at j = 4·n^⅓ is 576·n, less than one
 #: Hessian-vector product of a model over a batch of more than about 100 samples; small operators keep 160, where
 #: the eigh would outweigh their products. Where products are cheap the rule favours products over time: on one H200
-#: (the 10⁷-parameter MLP, 7 ms a product) λ_min took 589 products in 11.2 s with the default (465 vectors, a quarter
-#: of free memory) and 613 in 8.9 s with 160, since after a restart each step is a float64 pass over the whole basis
-#: and a dense eigh on the host
+#: (the 10⁷-parameter MLP, 7 ms a product) λ_min took 567 products in 14.1 s with the default (465 vectors, a quarter
+#: of free memory) and 613 in 9.0 s with 160: 10 s of the 14 went to the Lanczos arithmetic (float64 passes over up
+#: to 465 vectors of 10⁷, a dense eigh on the host after the restart), where the products took 4 s
 MAX_DEFAULT_BASIS = 600
 
 

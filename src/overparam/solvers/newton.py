@@ -29,16 +29,16 @@ methods need many passes over C, and d large enough that exact Newton's Gram mat
 every step makes. A step costs two passes over C plus s d(d + 1)/2 + d³ against exact Newton's n d(d + 1)/2 Gram
 matrix, but the passes run at memory speed and the Gram matrix at matrix-multiply speed, and the sampled method needs
 about 3× the steps (linear against quadratic convergence). Measured (benchmarks/approximate_newton.py, one thread,
-quiet machine, data-dominated family): at n = 10⁶, 0.75–1.07× exact Newton's speed at d = 100 (1.07×: uniform
-sampling, ε₀ = ⅛, 8 steps against 4); at d = 400 1.58–1.67× (leverage, ε₀ = ¼, one score computation a run) and
-1.57–1.72× (uniform) over two runs. At n = 10⁵,
-d = 400 it is a tie (s = 10–40 % of n: the best sampled variant 0.89–1.07×). The break-even is near
-d = 100 on that machine. When it is not: d ≲ 100–200, small n (s ≈ d log d/ε₀² rows are then a large share of n, and
-exact Newton's quadratic convergence wins), sparse rows (exact Newton's Hessian then costs only Σ nnz_i²: sampling
-saved 1.5× the counted work at 10 nonzeros a row), a regularizer that dominates the Hessian (κ(H) ≈ 1: exact Newton
-needs 2 steps and Newton-CG 4), or a loose target accuracy. ``approx_newton_cg`` takes 6–7 outer steps where
-``approx_newton`` takes 13–14 with the same s, and pays where the Gram matrices it saves outweigh its products
-(n = 10⁵, d = 400: 1.60 s against 1.83 s; n = 10⁶: 14.8 s against 14.7 s, slower than ε₀ = ¼ without CG there).
+2026-11-27, data-dominated family, exact Newton's time over the fastest sampled variant's): at d = 400, 1.44× and
+1.29× at n = 10⁵ and 1.69× and 1.72× at n = 10⁶ over two runs (``approx_newton_cg`` with one preconditioner built
+at x0, ``lag=0``, uniform, ε₀ = ¼ and ⅛), each the fastest method of its point; at d = 100, 1.19× at n = 10⁵ (the
+same, ε₀ = ⅛) and 1.27× at 10⁶ (``approx_newton``, uniform, ε₀ = ⅛, 8 steps against 4): there every method's two
+passes over C a step are most of the time. When it is not: d ≲ 100, small n (s ≈ d log d/ε₀² rows are then a
+large share of n, and exact Newton's quadratic convergence wins), sparse rows (exact Newton's Hessian then costs
+only Σ nnz_i²: sampling saved 1.5× the counted work at 10 nonzeros a row), a regularizer that dominates the Hessian
+(κ(H) ≈ 1: exact Newton needs 2 steps and Newton-CG 4), or a loose target accuracy. ``approx_newton_cg`` with a
+fresh H̃ each step takes 6–7 outer steps where ``approx_newton`` takes 13–14 with the same s, and pays where the
+Gram matrices it saves outweigh its products; built once it pays one Gram matrix a run (below).
 
 ``lag`` (``approx_newton_cg`` only) reuses one H̃ and its factor over ``lag`` outer steps (0: the one built at x0
 for the whole run). The outer loop stays an inexact Newton method whatever the (SPD) preconditioner: the adaptive
