@@ -260,7 +260,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
                     c.n = 0
                     return np.sort(eigsh(op, k=k, which=which, tol=1e-6, v0=v0, return_eigenvectors=False))
                 vals, t = timed(run, args.repeats)
-                measured(store, task, "curvlinops + eigsh", vals, t, c.n)
+                measured(store, task.replace("top10", "top-10"), "curvlinops + eigsh", vals, t, c.n)
     if "eigenthings" in tools:
         import hessian_eigenthings as he
         c = Counter()
@@ -274,7 +274,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
                                    reorthogonalize=True)
                     return np.sort(r.eigenvalues.double().cpu().numpy())
                 vals, t = timed(run, args.repeats)
-                measured(store, task, "hessian-eigenthings lanczos", vals, t, c.n)
+                measured(store, task.replace("top10", "top-10"), "hessian-eigenthings lanczos", vals, t, c.n)
     if "pyhessian" in tools and "top10" in args.tasks:
         c = Counter()
         ph = pyhessian_counted(c)
