@@ -215,6 +215,12 @@ def measured(store: dict, task: str, tool: str, values: np.ndarray, seconds: flo
     return products
 
 
+def top_reference(tools: list[str]) -> list[str]:
+    """The tools whose top-10 values make the reference: those with a float64 basis (ours, eigsh's), whose Ritz
+    values bound λ_k from below; without them every tool but PyHessian's deflated power iteration."""
+    return [t for t in tools if t.startswith(("overparam", "curvlinops"))] or [t for t in tools if "PyHessian" not in t]
+
+
 def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
     """top-10 and λ_min for every tool; accuracy against the best value reached."""
     from scipy.sparse.linalg import eigsh
@@ -288,9 +294,7 @@ def eig_tasks(args, net, loss, X, y, H, n_params, model, tools) -> list[dict]:
     if top:  # Ritz values bound λ_k from below: the reference is the largest from a float64 basis (ours, eigsh's)
         # hessian-eigenthings' Lanczos values came out 6e-6 (10⁶) to 3e-5 (10⁷) above those, which agree to 2e-8:
         # they are no bound (its basis and tridiagonal matrix are float32); nor is PyHessian's deflated power iteration
-        pool = [v for tool, (v, _, _) in top.items() if tool.startswith(("overparam", "curvlinops"))] or \
-            [v for tool, (v, _, _) in top.items() if "PyHessian" not in tool]
-        best = np.max(np.stack(pool), 0)
+        best = np.max(np.stack([top[tool][0] for tool in top_reference(list(top))]), 0)
         for tool, (v, t, p) in top.items():
             rows.append(row(n_params, model, "top-10", tool, t, p, f"{v[-1]:.6g} … {v[0]:.6g}",
                             float(np.max(np.abs(v / best - 1)))))
@@ -479,8 +483,8 @@ def combine(names: list[str], out: str, folder: str | os.PathLike) -> None:
                 if hist:
                     r["products_to_1e-6"] = _first_within(hist, best)
         top = [r for r in group if r["task"] == "top-10"]
-        ref = [r for r in top if r["tool"].startswith(("overparam", "curvlinops"))] or \
-            [r for r in top if "PyHessian" not in r["tool"]]  # the rule of eig_tasks: a float64 basis's values
+        names = top_reference([r["tool"] for r in top])
+        ref = [r for r in top if r["tool"] in names]
         if ref:
             ends = np.array([[float(x) for x in r["value"].split(" … ")] for r in ref]).max(0)
             for r in top:
