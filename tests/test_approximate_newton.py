@@ -223,14 +223,14 @@ def test_counted_work_of_one_exact_newton_step_by_hand():
     prob = _dense_problem()  # n = 6, d = 3, dense C: nnz = 18
     x = torch.zeros(3, dtype=torch.float64)
     solve(prob, x, "newton", max_iter=1, grad_tol=0.0)
-    # no set-up; each gradient evaluation (t = 0, 1): Cx 18 + the fused pass Cᵀ[g_z, u, q, p] 18·4 = 72; the Hessian:
-    # Cᵀdiag(β + w²)C, a symmetric update: 6 rows · (3·4/2 + 3) = 54, (CᵀU M)(CᵀU)ᵀ 9·3 + 3·9 = 54; the solve
-    # 3³/3 + 3² = 18
-    assert prob.work.madds == 2 * (18 + 72) + 54 + 54 + 18
+    # no set-up; each gradient evaluation (t = 0, 1): Cx 18 + the fused pass Cᵀ[g_z, u, q + p] 18·3 = 54; the Hessian:
+    # Cᵀdiag(β + w²)C, a symmetric update: 6 rows · (3·4/2 + 3) = 54, (CᵀU M)(CᵀU)ᵀ with U (6, 2): 3·2·2 + 3·3·2 = 30;
+    # the solve 3³/3 + 3² = 18
+    assert prob.work.madds == 2 * (18 + 54) + 54 + 30 + 18
     assert prob.work.rows == 6 * 5  # 2 × (Cx, fused pass), Gram
     before = prob.work.copy()
     solve(prob, x, "newton", max_iter=3, grad_tol=0.0)
-    assert (prob.work - before).madds == 4 * 90 + 3 * (54 + 54 + 18)
+    assert (prob.work - before).madds == 4 * 72 + 3 * (54 + 30 + 18)
 
 
 def test_counted_work_of_one_approximate_newton_step_by_hand():
@@ -239,21 +239,21 @@ def test_counted_work_of_one_approximate_newton_step_by_hand():
     sampler = SampledHessian(prob, 4, seed=0, k2=2)
     assert prob.work.madds == 0  # no set-up: the regularizer is sampled with the rest of the diagonal
     sampler(x)
-    # state Cx 18; CᵀU 18·3 = 54; leverage scores: CountSketch 18, QR of its k₁ = min(6, 24) = 6 rows 6·9 − 9 = 45,
-    # R⁻¹Π 9 + 9·2 = 27, C(R⁻¹Π) 18·2 = 36, row norms 6·2 = 12; (CᵀU M)(CᵀU)ᵀ 54; Gram of the m distinct rows drawn
+    # state Cx 18; CᵀU 18·2 = 36; leverage scores: CountSketch 18, QR of its k₁ = min(6, 24) = 6 rows 6·9 − 9 = 45,
+    # R⁻¹Π 9 + 9·2 = 27, C(R⁻¹Π) 18·2 = 36, row norms 6·2 = 12; (CᵀU M)(CᵀU)ᵀ 3·2·2 + 3·3·2 = 30; Gram of the m distinct rows drawn
     # (m ≤ s = 4) m·(3·4/2 + 3) = m·9. Rows: 6 (Cx) + 6 (CᵀU) + 6 (sketch) + 6 (C(R⁻¹Π)) + m
     m = prob.work.rows - 24
     assert 1 <= m <= 4
-    assert prob.work.madds == 18 + 54 + 18 + 45 + 27 + 36 + 12 + 54 + 9 * m
+    assert prob.work.madds == 18 + 36 + 18 + 45 + 27 + 36 + 12 + 30 + 9 * m
     before = prob.work.copy()
     sampler(x)  # D unchanged: the scores are reused, only the rows are redrawn
     m2 = (prob.work - before).rows - 12
-    assert (prob.work - before).madds == 18 + 54 + 54 + 9 * m2 and sampler.refreshes == 1
+    assert (prob.work - before).madds == 18 + 36 + 30 + 9 * m2 and sampler.refreshes == 1
     # the CountSketch Newton sketch: one pass (18) and two s × d Gram blocks 2·(3·4·3) = 72
     cs = SampledHessian(prob, 4, seed=0, scheme="countsketch")
     before = prob.work.copy()
     cs(x)
-    assert (prob.work - before).madds == 18 + 54 + 18 + 72 + 54
+    assert (prob.work - before).madds == 18 + 36 + 18 + 72 + 30
 
 
 def test_sampling_schemes_converge_on_a_small_data_dominated_instance():
@@ -363,11 +363,11 @@ def test_cost_model_by_hand():
     assert theory.approx_step_cost(10_000, 10, 50, 4) == 43_750
     assert theory.step_cost_ratio(1000, 10, 10_000, 50, 4) == pytest.approx(56 / 43.75)
     assert theory.step_cost_ratio(1000, 10, 10_000, 50, 4, sq=9000) == pytest.approx(10_000 / 41_450)
-    assert theory.approx_passes(8, refreshes=2, steps=6) == pytest.approx(5 + 9 * 2 / 6)
-    # allowance: exact (5·10⁴ + 10⁴ + 400 + 90 + 2000/3) / 56 000; approximate (50·10 + 300 + 90 + 2000/3 +
+    assert theory.approx_passes(8, refreshes=2, steps=6) == pytest.approx(4 + 9 * 2 / 6)
+    # allowance: exact (4·10⁴ + 10⁴ + 300 + 40 + 2000/3) / 56 000; approximate (50·10 + 200 + 40 + 2000/3 +
     # (80·100 + 2000 + 1000·8)·1) / 43 750
     assert theory.step_cost_ratio_allowance(1000, 10, 10_000, 50, 4, jl=8) == pytest.approx(
-        (6e4 + 490 + 2000 / 3) / 56_000 + (890 + 2000 / 3 + 18_000) / 43_750)
+        (5e4 + 340 + 2000 / 3) / 56_000 + (740 + 2000 / 3 + 18_000) / 43_750)
 
 
 def test_extrapolated_exponent_recovers_a_known_power_law():

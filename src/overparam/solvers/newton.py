@@ -19,7 +19,7 @@
   adaptive tolerance, Eisenstat–Walker) whose every inner product costs O(nnz(C)), and the s d(d + 1)/2 Gram
   matrix and d³/3 factorization are paid once per outer step.
 
-∇L and CᵀU come from one pass over C (Cᵀ[g_z, u, q, p]) for both Newton methods. Every product with C, every
+∇L and CᵀU come from one pass over C (Cᵀ[g_z, u, q + p]) for both Newton methods. Every product with C, every
 factorization and every sketch add their multiply-adds and rows read to ``problem.work``
 (:class:`overparam.work.Work`), set-up included, so the cost of a run is counted on the path that takes it.
 

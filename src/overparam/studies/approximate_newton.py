@@ -271,17 +271,19 @@ def _eps0_exponent(results: pd.DataFrame, th: Any) -> Evidence | None:
 def _cost_model(r: pd.Series, th: Any) -> tuple[float, float]:
     """The model's exact/approximate ratio per step for one cost row, and its allowance (a relative deviation).
 
-    Passes over C per approximate step: the model's (:func:`theory.approx_passes`: 5 + (1 + k₂)·refreshes/steps)
+    Passes over C per approximate step: the model's (:func:`theory.approx_passes`: 4 + (1 + k₂)·refreshes/steps)
     with the run's measured refreshes and steps. The whole run is divided by its steps, so each method's last
-    gradient (z and the fused pass: 5 nnz) and its rejected trial points (nnz each) add (5 + backtracks)·nnz/steps:
+    gradient (z and the fused pass: 4 nnz, ``STEP_PASSES``) and its rejected trial points (nnz each) add
+    (4 + backtracks)·nnz/steps:
     counted as passes on the approximate side and as allowance on the exact side (whose model has no pass term)."""
     n, d, nnz, s = int(r["n"]), int(r["d"]), int(r["nnz"]), int(r["s"])
     sq = None if r["rep"] == "dense" else float(r["sq"])
     ta, te = max(float(r["approx_newton_steps"]), 1.0), max(float(r["newton_steps"]), 1.0)
-    passes = th.approx_passes(int(r["k2"]), float(r["refreshes"]), ta) + (5 + r["approx_newton_backtracks"]) / ta
+    passes = (th.approx_passes(int(r["k2"]), float(r["refreshes"]), ta)
+              + (theory.STEP_PASSES + r["approx_newton_backtracks"]) / ta)
     pred = th.step_cost_ratio(n, d, nnz, s, passes, sq)
     allow = th.step_cost_ratio_allowance(n, d, nnz, s, passes, sq, float(r["refreshes"]), ta)
-    allow += (5 + r["newton_backtracks"]) * nnz / te / theory.exact_step_cost(n, d, sq=sq)
+    allow += (theory.STEP_PASSES + r["newton_backtracks"]) * nnz / te / theory.exact_step_cost(n, d, sq=sq)
     return pred, allow
 
 

@@ -70,13 +70,13 @@ def approx_step_cost(nnz: int, d: int, s: int, k2: float = 32, omega: float = OM
     return float(nnz) * k2 + float(s) * (d * (d + 1) / 2 if sq_per_row is None else sq_per_row) + float(d) ** omega
 
 
-#: passes over C that every approximate step makes: z = Cx (1) and the fused Cᵀ[g_z, u, q, p] (4 columns)
-STEP_PASSES = 5
+#: passes over C that every approximate step makes: z = Cx (1) and the fused Cᵀ[g_z, u, q + p] (3 columns)
+STEP_PASSES = 4
 
 
 def approx_passes(k2: int, refreshes: float = 1.0, steps: float = 1.0) -> float:
     """Passes over C per approximate step: :data:`STEP_PASSES` plus the leverage-score sketch (one CountSketch pass
-    and k₂ JL columns) amortized over the steps that reuse it: 5 + (1 + k₂)·refreshes/steps."""
+    and k₂ JL columns) amortized over the steps that reuse it: 4 + (1 + k₂)·refreshes/steps."""
     return STEP_PASSES + (1 + k2) * refreshes / steps
 
 
@@ -93,14 +93,14 @@ def step_cost_ratio_allowance(n: int, d: int, nnz: int, s: int, k2: float = 32, 
                               sq: float | None = None, k1: int | None = None, refreshes: float = 1.0,
                               steps: float = 1.0, jl: int = 8) -> float:
     """Relative deviation of the counted exact/approximate ratio from :func:`step_cost_ratio` that the terms the
-    model drops allow: exact, its 5 passes over C (z, the fused pass), the Gram's row weighting (nnz) and the
-    low-rank part and solve (4d² + 9d); approximate, the sampled rows' weighting (s nnz/n), the low-rank part
-    (3d² + 9d), and per refresh the sketch's QR (k₁d²), R⁻¹Π (d³/3 + d²k₂ ≤ 2d³) and row norms (n k₂, ``jl`` = k₂):
+    model drops allow: exact, its :data:`STEP_PASSES` passes over C (z, the fused pass), the Gram's row weighting
+    (nnz) and the low-rank part and solve (3d² + 4d); approximate, the sampled rows' weighting (s nnz/n), the
+    low-rank part (2d² + 4d), and per refresh the sketch's QR (k₁d²), R⁻¹Π (d³/3 + d²k₂ ≤ 2d³) and row norms (n k₂, ``jl`` = k₂):
     (k₁d² + 2d³ + n k₂)·refreshes/steps with k₁ = 8d; each model also counts the solve as d^ω = d³ where the code
     spends d³/3 + d² (2d³/3 on either side)."""
     k1 = 8 * d if k1 is None else k1
     cube = 2.0 * d**3 / 3
-    e = (STEP_PASSES * nnz + nnz + 4 * d * d + 9 * d + cube) / exact_step_cost(n, d, omega, sq)
-    a = (s * nnz / n + 3 * d * d + 9 * d + cube + (k1 * d * d + 2.0 * d**3 + n * jl) * refreshes / steps) / approx_step_cost(
+    e = (STEP_PASSES * nnz + nnz + 3 * d * d + 4 * d + cube) / exact_step_cost(n, d, omega, sq)
+    a = (s * nnz / n + 2 * d * d + 4 * d + cube + (k1 * d * d + 2.0 * d**3 + n * jl) * refreshes / steps) / approx_step_cost(
         nnz, d, s, k2, omega, None if sq is None else sq / n)
     return e + a
