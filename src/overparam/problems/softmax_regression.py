@@ -274,13 +274,13 @@ class SoftmaxRegression:
         rows = torch.from_numpy(Yt)
         torch.add(st.p, self.w2 * st.z, out=rows[0])
         rows[1] = st.u
-        torch.add(st.q, st.p, out=rows[2])
+        rows[2] = st.beta  # q + p
         G = self.A.rmm_rows(Yt)
         return G[:, 0].contiguous(), G[:, 1:], self._M(st)
 
     @staticmethod
     def _U(st: State) -> torch.Tensor:
-        return torch.stack([st.u, st.q + st.p], 1)
+        return torch.stack([st.u, st.beta], 1)  # β = q + p
 
     @staticmethod
     def _M(st: State) -> torch.Tensor:
@@ -294,11 +294,13 @@ class SoftmaxRegression:
         return CU @ M @ CU.T
 
     def hvp(self, x: torch.Tensor, v: torch.Tensor, st: State | None = None) -> torch.Tensor:
-        """∇²L v = Cᵀ B C v in O(nnz(C))."""
+        """∇²L v = Cᵀ B C v in O(nnz(C)): with y = Cv, B y = (β + w²) ∘ y + (c uᵀy − βᵀy) u − (uᵀy) β (U = [u, β],
+        β = q + p), four n-vector updates between the two passes over C."""
         st = st or self.state(x)
         Cv = self.A.mv(v)
-        Bv = (st.beta + self.w2) * Cv + (st.u * (st.c * (st.u @ Cv) - st.q @ Cv - st.p @ Cv)
-                                         - st.q * (st.u @ Cv) - st.p * (st.u @ Cv))
+        uy, by = float(st.u @ Cv), float(st.beta @ Cv)
+        Bv = st.beta * Cv
+        Bv.addcmul_(self.w2, Cv).add_(st.u, alpha=st.c * uy - by).add_(st.beta, alpha=-uy)
         return self.A.rmv(Bv)
 
     def hessian(self, x: torch.Tensor, st: State | None = None, CU: torch.Tensor | None = None) -> torch.Tensor:
