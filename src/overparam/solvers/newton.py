@@ -28,12 +28,12 @@ ill-conditioned CᵀC (:func:`overparam.problems.softmax_regression.make_data_do
 methods need many passes over C, and d large enough that exact Newton's Gram matrix outweighs the passes over C that
 every step makes. A step costs two passes over C plus s d(d + 1)/2 + d³ against exact Newton's n d(d + 1)/2 Gram
 matrix, but the passes run at memory speed and the Gram matrix at matrix-multiply speed, and the sampled method needs
-about 3× the steps (linear against quadratic convergence). Measured (benchmarks/approximate_newton.py, one thread,
-2026-11-27, data-dominated family, exact Newton's time over the fastest sampled variant's): at d = 400, 1.44× and
-1.29× at n = 10⁵ and 1.69× and 1.72× at n = 10⁶ over two runs (``approx_newton_cg`` with one preconditioner built
-at x0, ``lag=0``, uniform, ε₀ = ¼ and ⅛), each the fastest method of its point; at d = 100, 1.19× at n = 10⁵ (the
-same, ε₀ = ⅛) and 1.27× at 10⁶ (``approx_newton``, uniform, ε₀ = ⅛, 8 steps against 4): there every method's two
-passes over C a step are most of the time. When it is not: d ≲ 100, small n (s ≈ d log d/ε₀² rows are then a
+about 2× the steps (linear against quadratic convergence). Measured (benchmarks/approximate_newton.py, one thread,
+2026-11-27, data-dominated family, exact Newton's time over the fastest sampled variant's, each the fastest method of
+its point): at d = 400, 1.30× at n = 10⁵ and 1.71× at n = 10⁶ (``approx_newton_cg`` with one preconditioner built
+at x0, ``lag=0``, uniform, ε₀ = ¼ and ⅛); at d = 100, 1.30× and 1.31× at n = 10⁵ (the same, ε₀ = ⅛) and 1.51× and
+1.46× at 10⁶ in two runs (``approx_newton``, uniform, ε₀ = ⅛, 8 steps against 4): there every method's two passes
+over C a step (0.15 s of n-vector and pass work at n = 10⁶) are half of exact Newton's time. When it is not: d ≲ 100, small n (s ≈ d log d/ε₀² rows are then a
 large share of n, and exact Newton's quadratic convergence wins), sparse rows (exact Newton's Hessian then costs
 only Σ nnz_i²: sampling saved 1.5× the counted work at 10 nonzeros a row), a regularizer that dominates the Hessian
 (κ(H) ≈ 1: exact Newton needs 2 steps and Newton-CG 4), or a loose target accuracy. ``approx_newton_cg`` with a
