@@ -11,9 +11,9 @@ With v = u − θ, r = φ(v) − b, s = φ'(v) ∘ r, J = diag(u) − uuᵀ (the
     ∇²L = Cᵀ B C,       B = J diag(e) J + diag(p) − p uᵀ − u pᵀ + diag(w²),   e = φ'(v)² + φ''(v) ∘ r,
 
 and J diag(e) J = diag(e ∘ u²) − q uᵀ − u qᵀ + (uᵀ(e ∘ u)) uuᵀ with q = e ∘ u². Hence B = diag(β) + diag(w²) + U M Uᵀ
-with β = e ∘ u² + p, U = [u, q + p] (n×2) and M = [[c, −1], [−1, 0]], c = Σ e u² (q and p enter only through
-their sum: c uuᵀ − u(q + p)ᵀ − (q + p)uᵀ): a diagonal, a rank-≤2 part and the fixed diag(w²). The algorithms use exactly this structure (Hessian-vector products in O(nnz(C)),
-the sampled Hessian on diag(β) only).
+with β = e ∘ u² + p, U = [u, β] (n×2) and M = [[c, −1], [−1, 0]], c = Σ e u² (q and p enter only through their
+sum β = q + p: c uuᵀ − uβᵀ − βuᵀ): a diagonal, a rank-≤2 part and the fixed diag(w²). The algorithms use exactly this
+structure (Hessian-vector products in O(nnz(C)), the sampled Hessian on diag(β + w²) only).
 
 Activations: relu, softplus, gelu (tanh form is not used: the exact erf form), identity (one-layer softmax
 regression). ReLU's φ'' is taken as 0 (its Hessian is defined almost everywhere).
@@ -241,7 +241,7 @@ class SoftmaxRegression:
         z = self.A.mv(x)
         u = torch.softmax(z, 0)
         a, d1, d2 = self.phi(u - self.theta)  # three new (n,) tensors: updated in place below (n-vector passes are
-        r = a.sub_(self.b)  # a step's cost next to the two passes over C: 32 → 20 ms at n = 10⁶)
+        r = a.sub_(self.b)  # a step's cost next to the two passes over C: 32 → 23 ms at n = 10⁶)
         s = d1 * r  # φ'(v) ∘ r
         p = s.sub_(float(u @ s)).mul_(u)  # u ∘ (s − uᵀs)
         e = d2.mul_(r).addcmul_(d1, d1)  # φ'² + φ'' r
@@ -265,7 +265,7 @@ class SoftmaxRegression:
         return st.beta + self.w2
 
     def low_rank(self, st: State) -> tuple[torch.Tensor, torch.Tensor]:
-        """(CᵀU (d, 2), M (2, 2)) with U = [u, q + p]: the rank-≤2 part of the Hessian is (CᵀU) M (CᵀU)ᵀ."""
+        """(CᵀU (d, 2), M (2, 2)) with U = [u, β], β = q + p: the rank-≤2 part of the Hessian is (CᵀU) M (CᵀU)ᵀ."""
         return self.A.rmm(self._U(st)), self._M(st)
 
     def grad_low_rank(self, st: State) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

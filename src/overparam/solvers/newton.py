@@ -33,10 +33,11 @@ about 2× the steps (linear against quadratic convergence). Measured (benchmarks
 its point): at d = 400, 1.30× at n = 10⁵ and 1.71× at n = 10⁶ (``approx_newton_cg`` with one preconditioner built
 at x0, ``lag=0``, uniform, ε₀ = ¼ and ⅛); at d = 100, 1.30× and 1.31× at n = 10⁵ (the same, ε₀ = ⅛) and 1.51× and
 1.46× at 10⁶ in two runs (``approx_newton``, uniform, ε₀ = ⅛, 8 steps against 4): there every method's two passes
-over C a step (0.15 s of n-vector and pass work at n = 10⁶) are half of exact Newton's time. When it is not: d ≲ 100, small n (s ≈ d log d/ε₀² rows are then a
-large share of n, and exact Newton's quadratic convergence wins), sparse rows (exact Newton's Hessian then costs
-only Σ nnz_i²: sampling saved 1.5× the counted work at 10 nonzeros a row), a regularizer that dominates the Hessian
-(κ(H) ≈ 1: exact Newton needs 2 steps and Newton-CG 4), or a loose target accuracy. ``approx_newton_cg`` with a
+over C a step (0.15 s of pass and n-vector work at n = 10⁶) are half of exact Newton's time. When it is not: d ≲ 100,
+small n (s ≈ d log d/ε₀² rows are then a large share of n, and exact Newton's quadratic convergence wins), sparse
+rows (exact Newton's Hessian then costs only Σ nnz_i²: sampling saved 1.5× the counted work at 10 nonzeros a row), a
+regularizer that dominates the Hessian (κ(H) ≈ 1: exact Newton needs 2 steps and Newton-CG 4), or a loose target
+accuracy. ``approx_newton_cg`` with a
 fresh H̃ each step takes 6–7 outer steps where ``approx_newton`` takes 13–14 with the same s, and pays where the
 Gram matrices it saves outweigh its products; built once it pays one Gram matrix a run (below).
 

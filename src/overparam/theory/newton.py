@@ -95,12 +95,12 @@ def step_cost_ratio_allowance(n: int, d: int, nnz: int, s: int, k2: float = 32, 
     """Relative deviation of the counted exact/approximate ratio from :func:`step_cost_ratio` that the terms the
     model drops allow: exact, its :data:`STEP_PASSES` passes over C (z, the fused pass), the Gram's row weighting
     (nnz) and the low-rank part and solve (3d² + 4d); approximate, the sampled rows' weighting (s nnz/n), the
-    low-rank part (2d² + 4d), and per refresh the sketch's QR (k₁d²), R⁻¹Π (d³/3 + d²k₂ ≤ 2d³) and row norms (n k₂, ``jl`` = k₂):
-    (k₁d² + 2d³ + n k₂)·refreshes/steps with k₁ = 8d; each model also counts the solve as d^ω = d³ where the code
-    spends d³/3 + d² (2d³/3 on either side)."""
+    low-rank part (2d² + 4d), and per refresh the sketch's QR (k₁d²), R⁻¹Π (d³/3 + d²k₂ ≤ 2d³) and row norms
+    (n k₂, ``jl`` = k₂): (k₁d² + 2d³ + n k₂)·refreshes/steps with k₁ = 8d; each model also counts the solve as
+    d^ω = d³ where the code spends d³/3 + d² (2d³/3 on either side)."""
     k1 = 8 * d if k1 is None else k1
     cube = 2.0 * d**3 / 3
     e = (STEP_PASSES * nnz + nnz + 3 * d * d + 4 * d + cube) / exact_step_cost(n, d, omega, sq)
-    a = (s * nnz / n + 2 * d * d + 4 * d + cube + (k1 * d * d + 2.0 * d**3 + n * jl) * refreshes / steps) / approx_step_cost(
-        nnz, d, s, k2, omega, None if sq is None else sq / n)
+    a = (s * nnz / n + 2 * d * d + 4 * d + cube + (k1 * d * d + 2.0 * d**3 + n * jl) * refreshes / steps
+         ) / approx_step_cost(nnz, d, s, k2, omega, None if sq is None else sq / n)
     return e + a
