@@ -240,8 +240,8 @@ def test_counted_work_of_one_approximate_newton_step_by_hand():
     assert prob.work.madds == 0  # no set-up: the regularizer is sampled with the rest of the diagonal
     sampler(x)
     # state Cx 18; CᵀU 18·2 = 36; leverage scores: CountSketch 18, QR of its k₁ = min(6, 24) = 6 rows 6·9 − 9 = 45,
-    # R⁻¹Π 9 + 9·2 = 27, C(R⁻¹Π) 18·2 = 36, row norms 6·2 = 12; (CᵀU M)(CᵀU)ᵀ 3·2·2 + 3·3·2 = 30; Gram of the m distinct rows drawn
-    # (m ≤ s = 4) m·(3·4/2 + 3) = m·9. Rows: 6 (Cx) + 6 (CᵀU) + 6 (sketch) + 6 (C(R⁻¹Π)) + m
+    # R⁻¹Π 9 + 9·2 = 27, C(R⁻¹Π) 18·2 = 36, row norms 6·2 = 12; (CᵀU M)(CᵀU)ᵀ 3·2·2 + 3·3·2 = 30; Gram of the m
+    # distinct rows drawn (m ≤ s = 4) m·(3·4/2 + 3) = m·9. Rows: 6 (Cx) + 6 (CᵀU) + 6 (sketch) + 6 (C(R⁻¹Π)) + m
     m = prob.work.rows - 24
     assert 1 <= m <= 4
     assert prob.work.madds == 18 + 36 + 18 + 45 + 27 + 36 + 12 + 30 + 9 * m
@@ -661,8 +661,8 @@ def test_lagged_preconditioner_converges_to_x_star_and_counts_one_gram_matrix():
     """approx_newton_cg with lag = 0 builds the sampled Hessian once (at x0) and preconditions every outer step's CG
     with it: the outer loop is still an inexact Newton method (Eisenstat–Walker), so it reaches the same x* in as few
     outer steps as with a fresh H̃ each step (here at most one more); the counted work holds one Gram matrix and one
-    factorization instead of one a step (hand count: each build adds s·d(d + 1)/2 + d³/3 and the 9d + 3d² of the
-    low-rank part). lag = 2 builds ⌈steps/2⌉ times. Plain approx_newton refuses a lag: as the Newton matrix itself a
+    factorization instead of one a step (hand count: each build adds s·d(d + 1)/2 + d³/3 and the 4d + 2d² of the
+    rank-2 low-rank part). lag = 2 builds ⌈steps/2⌉ times. Plain approx_newton refuses a lag: as the Newton matrix itself a
     stale H̃ sets the rate ‖I − H̃⁻¹H_t‖ (on this instance it stalled above 1e-8)."""
     d = 40
     prob, _ = make_data_dominated(6000, d, 0, "softplus")
@@ -679,7 +679,7 @@ def test_lagged_preconditioner_converges_to_x_star_and_counts_one_gram_matrix():
     assert b1 == s1 and b0 == 1 and b2 == math.ceil(s2 / 2)
     assert s0 <= s1 + 1
     s_rows = samples_for(0.5, d)
-    build = s_rows * d * (d + 1) / 2 + d**3 / 3 + 9 * d + 3 * d**2
+    build = s_rows * d * (d + 1) / 2 + d**3 / 3 + 4 * d + 2 * d**2
     assert w1 - w0 >= (b1 - 1) * build - 1e-6 * w1  # the builds saved, less what the extra CG products cost
     with pytest.raises(ValueError, match="^lag: only method='approx_newton_cg'"):
         solve(prob, x0, "approx_newton", eps0=0.5, lag=0)

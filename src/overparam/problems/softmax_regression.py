@@ -155,11 +155,9 @@ class Matrix(LinearOperator):
         return torch.from_numpy(np.asarray(y.numpy() @ self.native)).reshape(self.d)
 
     def rmm(self, Y: torch.Tensor) -> torch.Tensor:
-        """Cᵀ Y for Y (n, k), (d, k): nnz · k multiply-adds, one pass over C (computed as (YᵀC)ᵀ, which reads C
+        """Cᵀ Y for Y (n, k), (d, k): nnz · k multiply-adds, one pass over C (:meth:`rmm_rows` on Yᵀ, which reads C
         row by row)."""
-        self.work.sparse_product(self.nnz, Y.shape[1], self.n)
-        Yt = np.ascontiguousarray(Y.numpy().T)
-        return torch.from_numpy(np.asarray(self.C.T @ Y.numpy()) if self.sparse else (Yt @ self.native).T)
+        return self.rmm_rows(np.ascontiguousarray(Y.numpy().T))
 
     def rmm_rows(self, Yt: np.ndarray) -> torch.Tensor:
         """Cᵀ Y given Yᵀ (k, n) as a C-contiguous array, (d, k): nnz · k multiply-adds, one pass over C. Dense C
